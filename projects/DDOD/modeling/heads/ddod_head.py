@@ -1,0 +1,131 @@
+import math
+from typing import List, Optional, Tuple
+
+from torch import Tensor, nn
+
+from detectron2.config import configurable
+from detectron2.layers import ShapeSpec
+
+from ..layers import Scale, build_conv_tower
+from .build import DENSE_HEAD_REGISTRY
+
+__all__ = ["DDODHead"]
+
+
+@DENSE_HEAD_REGISTRY.register()
+class DDODHead(nn.Module):
+    """The DDOD head: two independent conv towers (classification, regression), each of which may
+    start with a deformable conv, and three outputs.
+
+    * ``cls_score`` on the classification tower: A*K sigmoid logits (no background channel);
+    * ``bbox_pred`` on the regression tower: A*4 box deltas, times a learnable per-level scale;
+    * ``quality`` on the regression tower: A logits of the predicted IoU of the box with its
+      ground truth (DDOD replaces ATSS's centerness with this). Optional.
+
+    The weights are shared by all FPN levels. With ``cls_deform_index=reg_deform_index=None`` this
+    is the ATSS head (with an IoU branch in place of centerness).
+    """
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        input_shape: List[ShapeSpec],
+        num_classes: int,
+        num_anchors: int = 1,
+        conv_dims: int = 256,
+        num_convs: int = 4,
+        norm: str = "GN",
+        cls_deform_index: Optional[int] = 0,
+        reg_deform_index: Optional[int] = 0,
+        prior_prob: float = 0.01,
+        quality_branch: bool = True,
+    ):
+        """
+        Args:
+            input_shape: shapes of the FPN levels the head runs on (all with the same channels).
+            num_classes: number of foreground classes K.
+            num_anchors: anchors per location A (1 for ATSS/DDOD).
+            conv_dims: channels of the tower convs.
+            num_convs: convs per tower.
+            norm: normalisation after each tower conv ("GN", "BN", "" for none, ...).
+            cls_deform_index, reg_deform_index: 0-based position of the deformable conv in the
+                classification / regression tower; None for a tower of plain convs.
+            prior_prob: initial foreground probability of every classification output.
+            quality_branch: whether to predict the IoU ("quality") logit.
+        """
+        super().__init__()
+        in_channels = {s.channels for s in input_shape}
+        if len(in_channels) != 1:
+            raise ValueError(f"All FPN levels must have the same channels, got {in_channels}.")
+        in_channels = in_channels.pop()
+        self.num_classes = num_classes
+        self.num_anchors = num_anchors
+        self.num_levels = len(input_shape)
+
+        self.cls_tower = build_conv_tower(
+            in_channels, conv_dims, num_convs, norm=norm, deform_index=cls_deform_index
+        )
+        self.reg_tower = build_conv_tower(
+            in_channels, conv_dims, num_convs, norm=norm, deform_index=reg_deform_index
+        )
+        self.cls_score = nn.Conv2d(conv_dims, num_anchors * num_classes, 3, padding=1)
+        self.bbox_pred = nn.Conv2d(conv_dims, num_anchors * 4, 3, padding=1)
+        self.quality = nn.Conv2d(conv_dims, num_anchors, 3, padding=1) if quality_branch else None
+        self.scales = nn.ModuleList([Scale(1.0) for _ in range(self.num_levels)])
+        self._init_weights(prior_prob)
+
+    def _init_weights(self, prior_prob: float):
+        # Normal(0, 0.01) for every conv weight, zero biases, and a prior on the classification
+        # bias so that training starts from p = prior_prob everywhere (RetinaNet's focal-loss
+        # initialisation). The deformable convs' offset predictors stay at zero.
+        for tower in (self.cls_tower, self.reg_tower):
+            for block in tower:
+                nn.init.normal_(block.conv.weight, std=0.01)
+                if block.conv.bias is not None:
+                    nn.init.zeros_(block.conv.bias)
+        for layer in (self.cls_score, self.bbox_pred, self.quality):
+            if layer is not None:
+                nn.init.normal_(layer.weight, std=0.01)
+                nn.init.zeros_(layer.bias)
+        nn.init.constant_(self.cls_score.bias, -math.log((1 - prior_prob) / prior_prob))
+
+    @classmethod
+    def from_config(cls, cfg, input_shape: List[ShapeSpec]):
+        h = cfg.MODEL.DDOD
+        return {
+            "input_shape": input_shape,
+            "num_classes": h.NUM_CLASSES,
+            "num_anchors": len(cfg.MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS[0])
+            * len(cfg.MODEL.ANCHOR_GENERATOR.SIZES[0]),
+            "conv_dims": h.HEAD_CONV_DIMS,
+            "num_convs": h.HEAD_NUM_CONVS,
+            "norm": h.HEAD_NORM,
+            "cls_deform_index": None if h.CLS_DEFORM_INDEX < 0 else h.CLS_DEFORM_INDEX,
+            "reg_deform_index": None if h.REG_DEFORM_INDEX < 0 else h.REG_DEFORM_INDEX,
+            "prior_prob": h.PRIOR_PROB,
+            "quality_branch": h.QUALITY_BRANCH,
+        }
+
+    def forward(self, features: List[Tensor]) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
+        """
+        Args:
+            features: FPN features, level l of shape (N, C, Hl, Wl), in increasing stride.
+
+        Returns:
+            cls_logits: per level (N, A*K, Hl, Wl).
+            bbox_deltas: per level (N, A*4, Hl, Wl), float32 (after the per-level scale).
+            quality_logits: per level (N, A, Hl, Wl); an empty list without the quality branch.
+        """
+        if len(features) != self.num_levels:
+            raise ValueError(f"Expected {self.num_levels} feature levels, got {len(features)}.")
+        cls_logits, bbox_deltas, quality_logits = [], [], []
+        for level, x in enumerate(features):
+            cls_feat = self.cls_tower(x)
+            reg_feat = self.reg_tower(x)
+            cls_logits.append(self.cls_score(cls_feat))
+            # Deltas feed box decoding and the IoU cost; keep them in fp32 under autocast.
+            bbox_deltas.append(self.scales[level](self.bbox_pred(reg_feat)).float())
+            if self.quality is not None:
+                quality_logits.append(self.quality(reg_feat))
+        return cls_logits, bbox_deltas, quality_logits

@@ -1,0 +1,3 @@
+from .ddod import DDOD
+
+__all__ = ["DDOD"]

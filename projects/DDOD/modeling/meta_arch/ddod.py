@@ -1,0 +1,448 @@
+"""The DDOD meta-architecture: an anchor-based one-stage detector whose label assignment, head
+towers and per-level loss weights can each be disentangled (or not).
+
+One class covers the ATSS baseline and DDOD, because DDOD's three disentanglements are parts:
+
+* label assignment: ``cls_assigner`` and ``reg_assigner`` (``reg_assigner=None`` shares the
+  classification assignment, i.e. no disentanglement);
+* spatial features: the head's deformable first convs (``DDODHead(cls_deform_index=...)``);
+* pyramid supervision: ``level_reweighting`` (``None`` gives every level weight 1).
+"""
+import logging
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from detectron2.config import configurable
+from detectron2.layers import ShapeSpec, batched_nms, cat
+from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
+from detectron2.modeling.anchor_generator import DefaultAnchorGenerator, build_anchor_generator
+from detectron2.modeling.box_regression import Box2BoxTransform
+from detectron2.modeling.meta_arch.dense_detector import DenseDetector
+from detectron2.structures import Boxes, ImageList, Instances
+from detectron2.utils import events
+
+from ..anchors import valid_anchor_mask
+from ..assigners import BACKGROUND, ATSSAssigner, CostATSSAssigner, DenseAssigner
+from ..assigners.atss import aligned_box_iou
+from ..heads import build_dense_head
+from ..losses import (
+    LevelReweighting,
+    focal_loss_per_anchor,
+    giou_loss_per_box,
+    positive_normalizer,
+    quality_bce_per_box,
+)
+
+__all__ = ["DDOD"]
+
+logger = logging.getLogger(__name__)
+
+
+def _put_scalars(**kwargs):
+    """Log to the current EventStorage, if there is one (there is none in unit tests)."""
+    if events._CURRENT_STORAGE_STACK:
+        events.get_event_storage().put_scalars(**kwargs)
+
+
+@META_ARCH_REGISTRY.register()
+class DDOD(DenseDetector):
+    """Disentangle Your Dense Object Detector (Chen et al., ACM MM 2021) on an ATSS base.
+
+    Training: two label assignments on the same (detached) predictions; focal loss on the
+    classification positives; GIoU and IoU-branch BCE on the regression positives; each loss
+    normalised by its own all-reduced positive count and weighted per FPN level.
+    Inference: score = sigmoid(cls) * sigmoid(IoU branch), class-aware NMS.
+    """
+
+    @configurable
+    def __init__(
+        self,
+        *,
+        backbone: Backbone,
+        head: nn.Module,
+        head_in_features: List[str],
+        anchor_generator: DefaultAnchorGenerator,
+        box2box_transform: Box2BoxTransform,
+        num_classes: int,
+        cls_assigner: DenseAssigner,
+        reg_assigner: Optional[DenseAssigner] = None,
+        level_reweighting: Optional[LevelReweighting] = None,
+        focal_loss_alpha: float = 0.25,
+        focal_loss_gamma: float = 2.0,
+        loss_cls_weight: float = 1.0,
+        loss_bbox_weight: float = 2.0,
+        loss_quality_weight: float = 1.0,
+        test_score_thresh: float = 0.05,
+        test_topk_candidates: int = 1000,
+        test_nms_thresh: float = 0.6,
+        max_detections_per_image: int = 100,
+        pixel_mean: Tuple[float, ...],
+        pixel_std: Tuple[float, ...],
+        input_format: str = "BGR",
+    ):
+        """
+        Args:
+            backbone: a backbone whose ``head_in_features`` outputs are the FPN levels.
+            head: a dense head returning ``(cls_logits, bbox_deltas, quality_logits)`` per level
+                (see :class:`DDODHead`).
+            head_in_features: backbone outputs the head runs on, in increasing stride.
+            anchor_generator: anchors per level, in the head's output order.
+            box2box_transform: delta coder between anchors and boxes.
+            num_classes: number of foreground classes K.
+
+            # Assignment and loss parameters
+            cls_assigner: assigns the classification targets.
+            reg_assigner: assigns the regression (box and IoU-branch) targets; None shares the
+                classification assignment.
+            level_reweighting: per-level loss factors; None means 1.0 on every level.
+            focal_loss_alpha, focal_loss_gamma: focal loss parameters.
+            loss_cls_weight, loss_bbox_weight, loss_quality_weight: weights of the focal, GIoU
+                and IoU-branch losses.
+
+            # Inference parameters
+            test_score_thresh: keep (anchor, class) pairs with sigmoid(cls) above this.
+            test_topk_candidates: pairs kept per level after thresholding.
+            test_nms_thresh: IoU threshold of the class-aware NMS.
+            max_detections_per_image: detections kept per image.
+
+            # Input parameters
+            pixel_mean, pixel_std: per-channel normalisation, in ``input_format`` order.
+            input_format: "BGR" or "RGB".
+        """
+        super().__init__(
+            backbone, head, head_in_features, pixel_mean=pixel_mean, pixel_std=pixel_std
+        )
+        self.num_classes = num_classes
+        self.anchor_generator = anchor_generator
+        self.box2box_transform = box2box_transform
+        if anchor_generator.num_cell_anchors[0] != getattr(head, "num_anchors", 1):
+            raise ValueError(
+                f"The anchor generator makes {anchor_generator.num_cell_anchors[0]} anchors per "
+                f"location but the head predicts {getattr(head, 'num_anchors', 1)}."
+            )
+        self.cls_assigner = cls_assigner
+        self.reg_assigner = reg_assigner
+        self.level_reweighting = level_reweighting
+        if level_reweighting is not None and level_reweighting.num_levels != len(head_in_features):
+            raise ValueError(
+                f"level_reweighting has {level_reweighting.num_levels} levels, the head runs on "
+                f"{len(head_in_features)}."
+            )
+        # fmt: off
+        self.focal_loss_alpha         = focal_loss_alpha
+        self.focal_loss_gamma         = focal_loss_gamma
+        self.loss_cls_weight          = loss_cls_weight
+        self.loss_bbox_weight         = loss_bbox_weight
+        self.loss_quality_weight      = loss_quality_weight
+        self.test_score_thresh        = test_score_thresh
+        self.test_topk_candidates     = test_topk_candidates
+        self.test_nms_thresh          = test_nms_thresh
+        self.max_detections_per_image = max_detections_per_image
+        self.input_format             = input_format
+        # fmt: on
+
+    @classmethod
+    def from_config(cls, cfg):
+        backbone = build_backbone(cfg)
+        d = cfg.MODEL.DDOD
+        feature_shapes = [backbone.output_shape()[f] for f in d.IN_FEATURES]
+        head = build_dense_head(cfg, feature_shapes)
+
+        def assigner(alpha):
+            if alpha < 0:
+                return ATSSAssigner(topk=d.ATSS_TOPK)
+            return CostATSSAssigner(alpha=alpha, topk=d.ATSS_TOPK)
+
+        return {
+            "backbone": backbone,
+            "head": head,
+            "head_in_features": d.IN_FEATURES,
+            "anchor_generator": build_anchor_generator(cfg, feature_shapes),
+            "box2box_transform": Box2BoxTransform(weights=d.BBOX_REG_WEIGHTS),
+            "num_classes": d.NUM_CLASSES,
+            "cls_assigner": assigner(d.CLS_ALPHA),
+            "reg_assigner": assigner(d.REG_ALPHA) if d.SEPARATE_ASSIGNMENT else None,
+            "level_reweighting": LevelReweighting(
+                len(d.IN_FEATURES),
+                cumulative=d.REWEIGHT_CUMULATIVE,
+                shared_counters=d.REWEIGHT_SHARED_COUNTERS,
+                sync=d.REWEIGHT_SYNC,
+            )
+            if d.LEVEL_REWEIGHTING
+            else None,
+            "focal_loss_alpha": d.FOCAL_LOSS_ALPHA,
+            "focal_loss_gamma": d.FOCAL_LOSS_GAMMA,
+            "loss_cls_weight": d.LOSS_CLS_WEIGHT,
+            "loss_bbox_weight": d.LOSS_BBOX_WEIGHT,
+            "loss_quality_weight": d.LOSS_QUALITY_WEIGHT,
+            "test_score_thresh": d.SCORE_THRESH_TEST,
+            "test_topk_candidates": d.TOPK_CANDIDATES_TEST,
+            "test_nms_thresh": d.NMS_THRESH_TEST,
+            "max_detections_per_image": cfg.TEST.DETECTIONS_PER_IMAGE,
+            "pixel_mean": cfg.MODEL.PIXEL_MEAN,
+            "pixel_std": cfg.MODEL.PIXEL_STD,
+            "input_format": cfg.INPUT.FORMAT,
+        }
+
+    # ------------------------------------------------------------------------------------------
+    # shared helpers
+    # ------------------------------------------------------------------------------------------
+    def _flatten_predictions(self, predictions) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
+        """Per-level head outputs -> per-level (N, Hl*Wl*A, K), (N, ., 4), (N, .) tensors."""
+        cls_logits, bbox_deltas, quality_logits = predictions
+        outputs = [cls_logits, bbox_deltas] + ([quality_logits] if quality_logits else [])
+        dims = [self.num_classes, 4] + ([1] if quality_logits else [])
+        transposed = self._transpose_dense_predictions(outputs, dims)
+        quality = [q[..., 0] for q in transposed[2]] if quality_logits else []
+        return transposed[0], transposed[1], quality
+
+    def _decode(self, deltas: Tensor, anchors: Tensor) -> Tensor:
+        """(..., 4) deltas and broadcastable (..., 4) anchors -> (..., 4) XYXY boxes."""
+        anchors = anchors.expand_as(deltas)
+        boxes = self.box2box_transform.apply_deltas(deltas.reshape(-1, 4), anchors.reshape(-1, 4))
+        return boxes.view(deltas.shape)
+
+    # ------------------------------------------------------------------------------------------
+    # training
+    # ------------------------------------------------------------------------------------------
+    def forward_training(self, images: ImageList, features, predictions, gt_instances):
+        cls_logits, bbox_deltas, quality = self._flatten_predictions(predictions)
+        anchors_per_level = self.anchor_generator(features)
+        num_anchors_per_level = [len(a) for a in anchors_per_level]
+        anchors = Boxes.cat(anchors_per_level).tensor  # (R, 4)
+        valid = valid_anchor_mask(
+            [f.shape[-2:] for f in features],
+            self.anchor_generator.strides,
+            self.anchor_generator.num_cell_anchors[0],
+            images.image_sizes,
+            self.backbone.size_divisibility,
+            device=anchors.device,
+        )
+        cls_logits, bbox_deltas = cat(cls_logits, dim=1), cat(bbox_deltas, dim=1)
+        quality = cat(quality, dim=1) if quality else None
+
+        shared = self.reg_assigner is None
+        cls_labels, cls_gt_boxes = self.label_anchors(
+            self.cls_assigner, anchors, num_anchors_per_level, valid, gt_instances,
+            cls_logits, bbox_deltas, return_boxes=shared,
+        )  # fmt: skip
+        if shared:
+            reg_labels, reg_gt_boxes = cls_labels, cls_gt_boxes
+        else:
+            reg_labels, reg_gt_boxes = self.label_anchors(
+                self.reg_assigner, anchors, num_anchors_per_level, valid, gt_instances,
+                cls_logits, bbox_deltas, return_boxes=True,
+            )  # fmt: skip
+        return self.losses(
+            anchors, num_anchors_per_level, cls_logits, bbox_deltas, quality,
+            cls_labels, reg_labels, reg_gt_boxes,
+        )  # fmt: skip
+
+    @torch.no_grad()
+    def label_anchors(
+        self,
+        assigner: DenseAssigner,
+        anchors: Tensor,
+        num_anchors_per_level: List[int],
+        valid: Tensor,
+        gt_instances: List[Instances],
+        cls_logits: Tensor,
+        bbox_deltas: Tensor,
+        return_boxes: bool = False,
+    ):
+        """Run ``assigner`` on every image.
+
+        Args:
+            anchors: (R, 4); valid: (N, R) bool; cls_logits: (N, R, K); bbox_deltas: (N, R, 4).
+
+        Returns:
+            labels: (N, R) int64; -1 for ignored (padding) anchors, K for background, else the
+                class of the assigned ground truth.
+            matched_gt_boxes: (N, R, 4) boxes of the assigned ground truth (zeros where not
+                foreground), when ``return_boxes``; else None.
+        """
+        labels, matched_boxes = [], []
+        for i, gt in enumerate(gt_instances):
+            kwargs = {}
+            if assigner.uses_predictions:
+                kwargs["pred_logits"] = cls_logits[i].detach()
+                kwargs["pred_boxes"] = self._decode(bbox_deltas[i].detach().float(), anchors)
+            result = assigner(
+                anchors,
+                num_anchors_per_level,
+                gt.gt_boxes.tensor,
+                gt.gt_classes,
+                valid_mask=valid[i],
+                **kwargs,
+            )
+            matched = result.matched_gt
+            fg = matched >= 0
+            label = torch.full_like(matched, self.num_classes)
+            label[matched < BACKGROUND] = -1
+            label[fg] = gt.gt_classes[matched[fg]]
+            labels.append(label)
+            if return_boxes:
+                boxes = anchors.new_zeros(anchors.shape)
+                boxes[fg] = gt.gt_boxes.tensor[matched[fg]].to(boxes.dtype)
+                matched_boxes.append(boxes)
+        return torch.stack(labels), (torch.stack(matched_boxes) if return_boxes else None)
+
+    def _level_factors(self, branch: str, pos: Tensor, level_ids: Tensor) -> Tensor:
+        """Per-level loss factors (L,) from this batch's positives ``pos`` (N, R)."""
+        num_levels = len(self.head_in_features)
+        if self.level_reweighting is None:
+            return torch.ones(num_levels, device=pos.device)
+        counts = torch.bincount(level_ids[pos.nonzero(as_tuple=True)[1]], minlength=num_levels)
+        return self.level_reweighting(branch, counts).to(pos.device)
+
+    def losses(
+        self,
+        anchors: Tensor,
+        num_anchors_per_level: List[int],
+        cls_logits: Tensor,
+        bbox_deltas: Tensor,
+        quality: Optional[Tensor],
+        cls_labels: Tensor,
+        reg_labels: Tensor,
+        reg_gt_boxes: Tensor,
+    ) -> Dict[str, Tensor]:
+        """
+        Args:
+            anchors: (R, 4). cls_logits: (N, R, K). bbox_deltas: (N, R, 4). quality: (N, R).
+            cls_labels, reg_labels: (N, R) labels of the two assignments (see label_anchors).
+            reg_gt_boxes: (N, R, 4) ground truth of the regression positives.
+
+        Returns:
+            {"loss_cls", "loss_bbox", "loss_iou"}: each already normalised and weighted.
+        """
+        K = self.num_classes
+        level_ids = torch.repeat_interleave(
+            torch.arange(len(num_anchors_per_level), device=anchors.device),
+            torch.tensor(num_anchors_per_level, device=anchors.device),
+        )  # (R,)
+        # Losses in fp32 whatever the autocast state: focal terms and IoUs lose too much in fp16.
+        with torch.autocast(anchors.device.type, enabled=False):
+            cls_logits = cls_logits.float()
+            quality = quality.float() if quality is not None else None
+
+            # classification: focal loss on every valid anchor, targets of the cls assignment
+            valid = cls_labels >= 0
+            cls_pos = valid & (cls_labels != K)
+            w_cls = self._level_factors("cls", cls_pos, level_ids)
+            valid_idx = valid.nonzero(as_tuple=True)
+            anchor_w = w_cls[level_ids[valid_idx[1]]]
+            focal = focal_loss_per_anchor(
+                cls_logits[valid_idx],
+                cls_labels[valid_idx],
+                alpha=self.focal_loss_alpha,
+                gamma=self.focal_loss_gamma,
+            )
+            loss_cls = (focal * anchor_w).sum() / positive_normalizer(cls_pos)
+
+            # regression: GIoU and IoU-branch BCE on the positives of the reg assignment
+            reg_pos = (reg_labels >= 0) & (reg_labels != K)
+            w_reg = self._level_factors("reg", reg_pos, level_ids)
+            pos_idx = reg_pos.nonzero(as_tuple=True)
+            anchor_w = w_reg[level_ids[pos_idx[1]]]
+            normalizer_reg = positive_normalizer(reg_pos)
+            pos_anchors = anchors[pos_idx[1]]
+            pred_boxes = self._decode(bbox_deltas[pos_idx].float(), pos_anchors)
+            # The reference regresses towards decode(encode(gt)): the GT up to the delta clamp.
+            target_deltas = self.box2box_transform.get_deltas(pos_anchors, reg_gt_boxes[pos_idx])
+            target_boxes = self._decode(target_deltas, pos_anchors)
+            giou = giou_loss_per_box(pred_boxes, target_boxes)
+            loss_bbox = (giou * anchor_w).sum() / normalizer_reg
+            losses = {
+                "loss_cls": self.loss_cls_weight * loss_cls,
+                "loss_bbox": self.loss_bbox_weight * loss_bbox,
+            }
+            if quality is not None:
+                # Soft IoU target of the (detached) prediction: no gradient into the boxes.
+                iou_target = aligned_box_iou(pred_boxes.detach(), target_boxes)
+                bce = quality_bce_per_box(quality[pos_idx], iou_target)
+                losses["loss_iou"] = self.loss_quality_weight * (bce * anchor_w).sum() / normalizer_reg
+
+        num_images = cls_labels.shape[0]
+        stats = {
+            "num_pos_cls": cls_pos.sum().item() / num_images,
+            "num_pos_reg": reg_pos.sum().item() / num_images,
+        }
+        for level, name in enumerate(self.head_in_features):
+            stats[f"level_weight/cls_{name}"] = w_cls[level].item()
+            stats[f"level_weight/reg_{name}"] = w_reg[level].item()
+        _put_scalars(**stats)
+        return losses
+
+    # ------------------------------------------------------------------------------------------
+    # inference
+    # ------------------------------------------------------------------------------------------
+    def forward_inference(self, images: ImageList, features, predictions) -> List[Instances]:
+        cls_logits, bbox_deltas, quality = self._flatten_predictions(predictions)
+        anchors = self.anchor_generator(features)
+        results = []
+        for i, image_size in enumerate(images.image_sizes):
+            results.append(
+                self.inference_single_image(
+                    anchors,
+                    [x[i] for x in cls_logits],
+                    [x[i] for x in bbox_deltas],
+                    [x[i] for x in quality] if quality else None,
+                    image_size,
+                )
+            )
+        return results
+
+    def inference_single_image(
+        self,
+        anchors: List[Boxes],
+        cls_logits: List[Tensor],
+        bbox_deltas: List[Tensor],
+        quality: Optional[List[Tensor]],
+        image_size: Tuple[int, int],
+    ) -> Instances:
+        """
+        Args:
+            anchors: per level, Boxes of Rl anchors.
+            cls_logits: per level (Rl, K); bbox_deltas: per level (Rl, 4); quality: per level
+                (Rl,) or None.
+            image_size: (h, w) of the image in the network input.
+
+        Returns:
+            Instances with ``pred_boxes``, ``scores``, ``pred_classes``, at most
+            ``max_detections_per_image``, in network-input coordinates.
+        """
+        boxes_all, scores_all, classes_all = [], [], []
+        for level, (anchors_l, logits_l, deltas_l) in enumerate(
+            zip(anchors, cls_logits, bbox_deltas)
+        ):
+            scores = logits_l.float().sigmoid().flatten()
+            # Threshold on the classification score alone, then keep the best pairs.
+            keep = (scores > self.test_score_thresh).nonzero(as_tuple=True)[0]
+            scores = scores[keep]
+            if keep.numel() > self.test_topk_candidates:
+                scores, order = scores.topk(self.test_topk_candidates)
+                keep = keep[order]
+            anchor_idx = torch.div(keep, self.num_classes, rounding_mode="floor")
+            classes = keep % self.num_classes
+            boxes = self._decode(deltas_l[anchor_idx].float(), anchors_l.tensor[anchor_idx])
+            if quality is not None:
+                # DDOD ranks by cls x IoU probability, with no square root (unlike FCOS).
+                scores = scores * quality[level][anchor_idx].float().sigmoid()
+            boxes_all.append(boxes)
+            scores_all.append(scores)
+            classes_all.append(classes)
+
+        boxes = Boxes(cat(boxes_all))
+        boxes.clip(image_size)
+        scores, classes = cat(scores_all), cat(classes_all)
+        nonempty = boxes.nonempty()
+        boxes, scores, classes = boxes[nonempty], scores[nonempty], classes[nonempty]
+        keep = batched_nms(boxes.tensor, scores, classes, self.test_nms_thresh)
+        keep = keep[: self.max_detections_per_image]
+        result = Instances(image_size)
+        result.pred_boxes = boxes[keep]
+        result.scores = scores[keep]
+        result.pred_classes = classes[keep]
+        return result
