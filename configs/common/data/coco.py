@@ -1,0 +1,52 @@
+"""COCO 2017 detection data for DDOD's 1x schedule (single-scale training, short side 800).
+
+Same structure as detectron2's ``configs/common/data/coco.py``, with three differences:
+* the datasets are loaded with ``get_detection_dataset_dicts_checked``, which fails early with the
+  missing path and the expected ``$DETECTRON2_DATASETS/coco/...`` layout when COCO is not there;
+* training uses one scale (short side 800, long side at most 1333), as DDOD's 1x recipe does,
+  instead of detectron2's multi-scale 640-800;
+* no instance masks are loaded, and the evaluator is ``build_coco_evaluator`` (box AP; it picks
+  ``use_fast_impl`` according to whether detectron2's compiled ops exist).
+"""
+
+from omegaconf import OmegaConf
+
+import detectron2.data.transforms as T
+from detectron2.config import LazyCall as L
+from detectron2.data import DatasetMapper, build_detection_test_loader, build_detection_train_loader
+
+from ddod.data import get_detection_dataset_dicts_checked
+from ddod.evaluation import build_coco_evaluator
+
+dataloader = OmegaConf.create()
+
+dataloader.train = L(build_detection_train_loader)(
+    dataset=L(get_detection_dataset_dicts_checked)(names="coco_2017_train"),
+    mapper=L(DatasetMapper)(
+        is_train=True,
+        augmentations=[
+            L(T.ResizeShortestEdge)(short_edge_length=800, max_size=1333),
+            L(T.RandomFlip)(horizontal=True),
+        ],
+        image_format="BGR",
+        use_instance_mask=False,
+    ),
+    total_batch_size=16,
+    num_workers=4,
+)
+
+dataloader.test = L(build_detection_test_loader)(
+    dataset=L(get_detection_dataset_dicts_checked)(names="coco_2017_val", filter_empty=False),
+    mapper=L(DatasetMapper)(
+        is_train=False,
+        augmentations=[
+            L(T.ResizeShortestEdge)(short_edge_length=800, max_size=1333),
+        ],
+        image_format="${...train.mapper.image_format}",
+    ),
+    num_workers=4,
+)
+
+dataloader.evaluator = L(build_coco_evaluator)(
+    dataset_name="${..test.dataset.names}",
+)

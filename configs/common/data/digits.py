@@ -1,0 +1,47 @@
+"""The built-in digits detection dataset (``ddod.data.digits``): 256x256 images, 10 classes.
+
+Sized for a CPU: 600 training and 100 validation images, generated into
+``$DDOD_DATASETS`` (else ``$DETECTRON2_DATASETS/ddod_digits``, else ``./datasets/ddod_digits``)
+on first use, in a few seconds.
+
+Images are used at their generated size. There is no flip augmentation: a mirrored digit is not
+the same glyph, and the generator already randomises positions, sizes, colours and aspect ratios.
+``num_workers=0`` because v0.6's trainer starts the loader workers when it is constructed, and on a
+2-core machine extra processes only compete with the model for the cores.
+"""
+
+from omegaconf import OmegaConf
+
+from detectron2.config import LazyCall as L
+from detectron2.data import DatasetMapper, build_detection_test_loader, build_detection_train_loader
+
+from ddod.data import get_detection_dataset_dicts_checked
+from ddod.evaluation import build_coco_evaluator
+
+dataloader = OmegaConf.create()
+
+dataloader.train = L(build_detection_train_loader)(
+    dataset=L(get_detection_dataset_dicts_checked)(names="digits_det_train"),
+    mapper=L(DatasetMapper)(
+        is_train=True,
+        augmentations=[],
+        image_format="BGR",
+        use_instance_mask=False,
+    ),
+    total_batch_size=8,
+    num_workers=0,
+)
+
+dataloader.test = L(build_detection_test_loader)(
+    dataset=L(get_detection_dataset_dicts_checked)(names="digits_det_val", filter_empty=False),
+    mapper=L(DatasetMapper)(
+        is_train=False,
+        augmentations=[],
+        image_format="${...train.mapper.image_format}",
+    ),
+    num_workers=0,
+)
+
+dataloader.evaluator = L(build_coco_evaluator)(
+    dataset_name="${..test.dataset.names}",
+)
