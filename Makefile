@@ -1,0 +1,20 @@
+# The two commands of the README. Both create the project-local environment (.venv) on first use
+# (dev/setup_env.sh) and reuse it afterwards.
+PYTHON := .venv/bin/python
+QUICKSTART_CONFIG := configs/quickstart/ddod_digits_cpu.py
+QUICKSTART_OUTPUT := output/quickstart_ddod_digits
+
+.PHONY: env quickstart test
+
+env:
+	@bash dev/setup_env.sh
+
+# Train a small DDOD on the built-in digits dataset on the CPU, evaluate it (COCO AP) and save
+# pictures of its predictions under $(QUICKSTART_OUTPUT)/predictions.
+quickstart: env
+	$(PYTHON) train_net.py --config-file $(QUICKSTART_CONFIG) train.output_dir=$(QUICKSTART_OUTPUT)
+	$(PYTHON) tools/visualize_predictions.py --config-file $(QUICKSTART_CONFIG) \
+		train.output_dir=$(QUICKSTART_OUTPUT) train.init_checkpoint=$(QUICKSTART_OUTPUT)/model_final.pth
+
+test: env
+	$(PYTHON) -m pytest tests

@@ -1,0 +1,57 @@
+"""Learning-rate multiplier schedules (the ``lr_multiplier`` key).
+
+detectron2's schedules are functions of training *progress* in [0, 1]: ``LRMultiplier`` evaluates
+them at ``iteration / train.max_iter``. So ``lr_multiplier_1x`` used with ``train.max_iter=900``
+still decays at 2/3 and 8/9 of the run, but its warm-up lasts 1000/90000 of the run (10
+iterations). Use :func:`multistep_schedule` to get a warm-up of a given number of iterations.
+"""
+
+from fvcore.common.param_scheduler import MultiStepParamScheduler
+
+from detectron2.config import LazyCall as L
+from detectron2.solver import WarmupParamScheduler
+
+
+def multistep_schedule(
+    max_iter,
+    *,
+    warmup_iters=1000,
+    warmup_factor=0.001,
+    steps=(2 / 3, 8 / 9),
+    gamma=0.1,
+):
+    """detectron2's step schedule for a run of ``max_iter`` iterations.
+
+    Args:
+        max_iter (int): the length of the run (``train.max_iter``).
+        warmup_iters (int): linear warm-up length in iterations (capped at ``max_iter``).
+        warmup_factor (float): the multiplier at iteration 0 of the warm-up.
+        steps (tuple[float]): when to multiply the LR by ``gamma``, as fractions of the run.
+            The default (2/3, 8/9) gives detectron2's 60k/80k of 90k.
+        gamma (float): the decay factor at each step.
+
+    Returns:
+        a LazyCall of ``WarmupParamScheduler(MultiStepParamScheduler(...))``. Steps that fall on
+        the same iteration, on 0 or on ``max_iter`` (short runs) are dropped.
+    """
+    milestones = sorted({int(round(max_iter * s)) for s in steps} - {0})
+    milestones = [m for m in milestones if m < max_iter]
+    schedule = L(MultiStepParamScheduler)(
+        # "%.12g": 0.1 ** 2 is saved to config.yaml as 0.01, not as 0.010000000000000002
+        values=[float("%.12g" % gamma**i) for i in range(len(milestones) + 1)],
+        milestones=milestones,
+        num_updates=max_iter,
+    )
+    if warmup_iters <= 0:
+        return schedule
+    return L(WarmupParamScheduler)(
+        scheduler=schedule,
+        warmup_length=min(warmup_iters / max_iter, 1.0),
+        warmup_factor=warmup_factor,
+    )
+
+
+# 1x = 90k iterations at batch 16 (~12 COCO epochs): x0.1 at 60k and 80k, 1k warm-up from 0.001.
+lr_multiplier_1x = multistep_schedule(90000)
+# 2x = 180k iterations: x0.1 at 120k and 160k.
+lr_multiplier_2x = multistep_schedule(180000)
