@@ -14,7 +14,7 @@ env:
 quickstart: env
 	$(PYTHON) train_net.py --config-file $(QUICKSTART_CONFIG) train.output_dir=$(QUICKSTART_OUTPUT)
 	$(PYTHON) tools/visualize_predictions.py --config-file $(QUICKSTART_CONFIG) \
-		train.output_dir=$(QUICKSTART_OUTPUT) train.init_checkpoint=$(QUICKSTART_OUTPUT)/model_final.pth
+		--score-thresh 0.2 train.output_dir=$(QUICKSTART_OUTPUT) train.init_checkpoint=$(QUICKSTART_OUTPUT)/model_final.pth
 
 test: env
 	$(PYTHON) -m pytest tests

@@ -24,11 +24,11 @@ import os
 import torch
 
 import ddod  # noqa: F401  (patches detectron2 v0.6 on a modern stack, registers datasets/models)
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import LazyConfig, instantiate
 from detectron2.data import Metadata, MetadataCatalog
 from detectron2.utils.logger import setup_logger
 
+from ddod.engine import DetectionCheckpointer, apply_overrides
 from ddod.utils.visualize import save_prediction_images
 
 logger = logging.getLogger("ddod.visualize_predictions")
@@ -70,7 +70,7 @@ def _dataset_metadata(dataset_cfg) -> Metadata:
 def main(args) -> list:
     """Run the model on the first ``args.num_images`` test images; return the written paths."""
     cfg = LazyConfig.load(args.config_file)
-    cfg = LazyConfig.apply_overrides(cfg, args.opts)
+    cfg = apply_overrides(cfg, args.opts)  # an unknown key is an error that names it
 
     device = cfg.train.get("device", "cuda")
     if str(device).startswith("cuda") and not torch.cuda.is_available():

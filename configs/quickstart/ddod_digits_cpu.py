@@ -35,11 +35,11 @@ model.pixel_std = [57.375, 57.120, 58.395]
 dataloader.train.total_batch_size = 8
 optimizer.lr = 0.02
 
-train.max_iter = 400
+train.max_iter = 700
 lr_multiplier = multistep_schedule(train.max_iter, warmup_iters=50)
 train.device = "cpu"
 train.seed = 42
 train.eval_period = 0  # evaluate once, at the end
-train.checkpointer.period = 100
+train.checkpointer.period = 200
 train.log_period = 20
 train.output_dir = "./output/quickstart_ddod_digits"
