@@ -254,3 +254,22 @@ def test_amp_bfloat16_losses_finite_and_assignment_in_fp32():
     for v in losses.values():
         assert v.dtype == torch.float32 and torch.isfinite(v)
     sum(losses.values()).backward()
+
+
+def test_degenerate_and_outside_boxes_are_dropped_or_clipped():
+    torch.manual_seed(0)
+    model = tiny_ddod()
+    boxes = [
+        [50, 50, 50, 90],      # zero width
+        [80, 80, 40, 40],      # inverted
+        [300, 300, 400, 400],  # wholly outside the 256x256 image
+        [-40, -40, 60, 70],    # partly outside: clipped to (0, 0, 60, 70)
+        [float("nan"), 0, 10, 10],
+    ]  # fmt: skip
+    seen = []
+    original = model.cls_assigner.assign
+    model.cls_assigner.assign = lambda a, n, g, c, **k: seen.append(g.clone()) or original(a, n, g, c, **k)
+    losses = train_losses(model, [make_input(256, 256, boxes, [0, 1, 2, 3, 0])])
+    assert seen[0].tolist() == [[0.0, 0.0, 60.0, 70.0]]
+    assert all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()

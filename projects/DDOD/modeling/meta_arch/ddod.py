@@ -207,7 +207,23 @@ class DDOD(DenseDetector):
     # ------------------------------------------------------------------------------------------
     # training
     # ------------------------------------------------------------------------------------------
+    @staticmethod
+    def _sanitize_gt(gt: Instances, image_size: Tuple[int, int]) -> Instances:
+        """Clip GT boxes to the image and drop the ones that are empty or not finite.
+
+        detectron2's DatasetMapper already does this for its own data, but the model is also fed
+        by other pipelines; a zero-area, inverted or NaN box would otherwise reach the IoU and
+        GIoU terms.
+        """
+        boxes = gt.gt_boxes.tensor
+        finite = torch.isfinite(boxes).all(dim=1)
+        if not finite.all():
+            gt = gt[finite]
+        gt.gt_boxes.clip(image_size)
+        return gt[gt.gt_boxes.nonempty(threshold=1e-3)]
+
     def forward_training(self, images: ImageList, features, predictions, gt_instances):
+        gt_instances = [self._sanitize_gt(g, s) for g, s in zip(gt_instances, images.image_sizes)]
         cls_logits, bbox_deltas, quality = self._flatten_predictions(predictions)
         anchors_per_level = self.anchor_generator(features)
         num_anchors_per_level = [len(a) for a in anchors_per_level]
