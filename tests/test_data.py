@@ -328,3 +328,34 @@ def test_coco_config():
     if not os.path.exists(MetadataCatalog.get("coco_2017_val").json_file):
         with pytest.raises(FileNotFoundError, match="instances_val2017.json"):
             instantiate(cfg.dataloader.test.dataset)
+
+
+def test_drop_invalid_boxes_modes_and_copies():
+    from ddod.data import drop_invalid_boxes
+
+    def ann(bbox, mode=BoxMode.XYWH_ABS, **extra):
+        return dict(bbox=bbox, bbox_mode=mode, category_id=0, **extra)
+
+    record = {
+        "file_name": "a.png",
+        "width": 100,
+        "height": 50,
+        "annotations": [
+            ann([10, 10, 20, 20]),  # kept
+            ann([10, 10, 30, 5], BoxMode.XYXY_ABS),  # inverted in XYXY: dropped
+            ann([90, 40, 30, 30]),  # partly outside: kept (the mapper clips it)
+            ann([100, 0, 5, 5]),  # starts at the right border: entirely outside
+            ann([0.1, 0.1, 0.2, 0.2], BoxMode.XYXY_REL),  # relative: not checked
+            ann([5, 5, 0, 0], iscrowd=1),  # a degenerate crowd box is dropped too
+            ann([1, 2, 3]),  # malformed
+        ],
+    }
+    untouched = {"file_name": "b.png", "annotations": [ann([1, 1, 2, 2])]}
+    out = drop_invalid_boxes([record, untouched], "unit")
+    assert [a["bbox"] for a in out[0]["annotations"]] == [
+        [10, 10, 20, 20],
+        [90, 40, 30, 30],
+        [0.1, 0.1, 0.2, 0.2],
+    ]
+    assert len(record["annotations"]) == 7  # the input is not modified
+    assert out[1] is untouched

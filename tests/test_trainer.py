@@ -86,6 +86,23 @@ class TinyDetector(nn.Module):
         }
 
 
+class NaNAfter(TinyDetector):
+    """Its classification loss becomes NaN from iteration ``nan_at`` (counted in forward calls)."""
+
+    def __init__(self, nan_at=2, **kwargs):
+        super().__init__(**kwargs)
+        self.nan_at = nan_at
+        self.calls = 0
+
+    def forward(self, batched_inputs):
+        out = super().forward(batched_inputs)
+        if self.training:
+            if self.calls >= self.nan_at:
+                out["loss_cls"] = out["loss_cls"] * float("nan")
+            self.calls += 1
+        return out
+
+
 class ToyLoader:
     """An endless stream of one fixed batch; with ``crash_after``, raises like a killed job."""
 
@@ -290,6 +307,54 @@ class TestTrainer(unittest.TestCase):
         lr = {m["iteration"]: m["lr"] for m in read_metrics(output_dir) if "lr" in m}
         for iteration in (4, 5):
             self.assertAlmostEqual(lr[iteration], ref_lr[iteration])
+
+    def test_metrics_after_resume_equal_uninterrupted_run(self):
+        # The smoothed (median over train.metrics_window) losses that metrics.json holds after a
+        # resume are those of the uninterrupted run: the windows are checkpointed.
+        output_dir = self.tmpdir("run")
+        cfg = make_cfg(output_dir)
+        cfg.dataloader.train.crash_after = 4
+        torch.manual_seed(0)
+        with self.assertRaisesRegex(RuntimeError, "simulated crash"):
+            Trainer(cfg).train()
+        ckpt = torch.load(os.path.join(output_dir, "model_0000003.pth"), weights_only=True)
+        self.assertEqual(
+            [i for _, i in ckpt["trainer"]["metrics_history"]["loss_cls"]], [0.0, 1.0, 2.0, 3.0]
+        )
+        resumed = Trainer(make_cfg(output_dir))
+        resumed.resume_or_load(resume=True)
+        resumed.train()
+
+        def losses(directory):
+            out = {}
+            for m in read_metrics(directory):
+                if "total_loss" in m:
+                    out[m["iteration"]] = (m["total_loss"], m["loss_cls"], m["loss_reg"])
+            return out
+
+        ref, res = losses(self.ref_dir), losses(output_dir)
+        self.assertEqual(sorted(res), list(range(6)))
+        for iteration in (4, 5):
+            for a, b in zip(ref[iteration], res[iteration]):
+                self.assertAlmostEqual(a, b, places=6)
+
+    def test_non_finite_loss_stops_before_the_step_naming_the_loss(self):
+        output_dir = self.tmpdir("out")
+        cfg = make_cfg(output_dir, max_iter=5, checkpointer=dict(period=1, max_to_keep=100))
+        cfg.model = L(NaNAfter)(nan_at=3)
+        torch.manual_seed(0)
+        trainer = Trainer(cfg)
+        with self.assertRaises(FloatingPointError) as ctx:
+            trainer.train()
+        message = str(ctx.exception)
+        self.assertIn("Loss became infinite or NaN at iteration=3: loss_cls=nan", message)
+        self.assertIn("loss_reg=", message)  # the finite ones are listed too
+        # No optimizer step was taken with the NaN: the weights are those after iteration 2.
+        saved = torch.load(os.path.join(output_dir, "model_0000002.pth"), weights_only=True)
+        for key, value in trainer.model.state_dict().items():
+            if key != "num_images_seen":
+                self.assertTrue(torch.equal(value, saved["model"][key]), key)
+        self.assertFalse(os.path.exists(os.path.join(output_dir, "model_final.pth")))
 
     def test_corrupt_or_truncated_checkpoint(self):
         good = os.path.join(self.ref_dir, "model_0000003.pth")

@@ -24,6 +24,9 @@ train = dict(
     checkpointer=dict(period=5000, max_to_keep=100),  # PeriodicCheckpointer; also model_final
     eval_period=5000,  # 0 = evaluate only at the end of training
     log_period=20,
+    # The console log and metrics.json show losses as medians over this many iterations (as
+    # detectron2 does); 1 = the raw value of each iteration.
+    metrics_window=20,
     # "cuda" is detectron2's default; use train.device=cpu on a machine without a GPU.
     device="cuda",
     # Negative: a random seed (logged by default_setup), so repeated runs differ as in

@@ -6,21 +6,22 @@ on first use, in a few seconds.
 
 Images are used at their generated size. There is no flip augmentation: a mirrored digit is not
 the same glyph, and the generator already randomises positions, sizes, colours and aspect ratios.
-``num_workers=0`` because v0.6's trainer starts the loader workers when it is constructed, and on a
-2-core machine extra processes only compete with the model for the cores.
+``num_workers=0`` because on a 2-core machine extra processes only compete with the model for the
+cores. The training loader is ``build_resumable_train_loader`` (see ``coco.py``): ``--resume``
+continues with the images an uninterrupted run would have seen.
 """
 
 from omegaconf import OmegaConf
 
 from detectron2.config import LazyCall as L
-from detectron2.data import DatasetMapper, build_detection_test_loader, build_detection_train_loader
+from detectron2.data import DatasetMapper, build_detection_test_loader
 
-from ddod.data import get_detection_dataset_dicts_checked
+from ddod.data import build_resumable_train_loader, get_detection_dataset_dicts_checked
 from ddod.evaluation import build_coco_evaluator
 
 dataloader = OmegaConf.create()
 
-dataloader.train = L(build_detection_train_loader)(
+dataloader.train = L(build_resumable_train_loader)(
     dataset=L(get_detection_dataset_dicts_checked)(names="digits_det_train"),
     mapper=L(DatasetMapper)(
         is_train=True,
@@ -30,6 +31,7 @@ dataloader.train = L(build_detection_train_loader)(
     ),
     total_batch_size=8,
     num_workers=0,
+    on_bad_image="error",  # or "skip": log unreadable images and use others
 )
 
 dataloader.test = L(build_detection_test_loader)(

@@ -6,6 +6,7 @@ Importing this package registers ``digits_det_train`` and ``digits_det_val``.
 from .datasets import (
     UnknownDatasetError,
     check_dataset_files,
+    drop_invalid_boxes,
     get_detection_dataset_dicts_checked,
     register_coco_dataset,
 )
@@ -19,11 +20,22 @@ from .digits import (
     register_all_digits,
     register_digits_dataset,
 )
+from .loader import (
+    DatasetImageError,
+    ResumableTrainLoader,
+    TrainingStream,
+    build_resumable_train_loader,
+)
 
 register_all_digits()
 
 __all__ = [
     "DIGITS_CLASSES",
+    "DatasetImageError",
+    "ResumableTrainLoader",
+    "TrainingStream",
+    "build_resumable_train_loader",
+    "drop_invalid_boxes",
     "UnknownDatasetError",
     "check_dataset_files",
     "default_digits_root",

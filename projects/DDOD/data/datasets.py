@@ -8,11 +8,16 @@ detectron2's ``get_detection_dataset_dicts``.
 """
 
 import difflib
+import logging
+import math
 import os
+from collections import Counter
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from detectron2.data import DatasetCatalog, MetadataCatalog, get_detection_dataset_dicts
+from detectron2.data.build import filter_images_with_only_crowd_annotations
 from detectron2.data.datasets import register_coco_instances
+from detectron2.structures import BoxMode
 
 from .digits import ensure_digits_dataset, is_digits_dataset
 
@@ -21,7 +26,10 @@ __all__ = [
     "register_coco_dataset",
     "check_dataset_files",
     "get_detection_dataset_dicts_checked",
+    "drop_invalid_boxes",
 ]
+
+logger = logging.getLogger(__name__)
 
 _MISSING = object()
 
@@ -179,17 +187,111 @@ def check_dataset_files(names: Union[str, Sequence[str]]):
         raise FileNotFoundError(message)
 
 
-def get_detection_dataset_dicts_checked(names: Union[str, List[str]], **kwargs) -> List[Dict]:
-    """detectron2's ``get_detection_dataset_dicts`` after :func:`check_dataset_files`.
+def _box_problem(annotation: Dict, width: Optional[float], height: Optional[float]):
+    """Why an annotation's box cannot be trained on, or None if it is fine.
+
+    Only absolute axis-aligned boxes are checked; other modes (relative, rotated) pass.
+    """
+    mode = annotation.get("bbox_mode", BoxMode.XYWH_ABS)
+    if mode not in (BoxMode.XYWH_ABS, BoxMode.XYXY_ABS):
+        return None
+    bbox = annotation.get("bbox")
+    if bbox is None or len(bbox) != 4:
+        return "malformed (not 4 numbers)"
+    try:
+        values = [float(v) for v in bbox]
+    except (TypeError, ValueError):
+        return "malformed (not 4 numbers)"
+    if not all(math.isfinite(v) for v in values):
+        return "non-finite coordinates"
+    x0, y0, x1, y1 = BoxMode.convert(values, mode, BoxMode.XYXY_ABS)
+    if x1 <= x0 or y1 <= y0:
+        return "zero or negative width/height"
+    if width is not None and height is not None:
+        if x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height:
+            return "entirely outside the image"
+    return None
+
+
+def drop_invalid_boxes(dataset_dicts: List[Dict], dataset_name: str = "dataset") -> List[Dict]:
+    """Remove annotations whose box cannot be trained on, and log what was removed.
+
+    Removed: boxes with non-finite coordinates, with zero or negative width or height
+    (detectron2 would silently turn an inverted box into a valid one by reordering its corners),
+    and boxes entirely outside their image. Boxes partly outside the image are kept: the
+    ``DatasetMapper`` clips them to the image. Crowd boxes are kept (the mapper drops them from
+    training). Images are kept even if no annotation is left (``filter_empty`` decides).
+
+    Returns:
+        a new list; dicts with removed annotations are shallow copies, the input is not modified.
+    """
+    reasons = Counter()
+    examples = {}
+    cleaned = []
+    total = 0
+    for record in dataset_dicts:
+        annotations = record.get("annotations")
+        if not annotations:
+            cleaned.append(record)
+            continue
+        kept = []
+        for annotation in annotations:
+            total += 1
+            problem = _box_problem(annotation, record.get("width"), record.get("height"))
+            if problem is None:
+                kept.append(annotation)
+                continue
+            reasons[problem] += 1
+            examples.setdefault(
+                problem, f"{record.get('file_name', '?')} bbox={list(annotation.get('bbox', []))}"
+            )
+        if len(kept) != len(annotations):
+            record = dict(record, annotations=kept)
+        cleaned.append(record)
+    if reasons:
+        details = "; ".join(
+            f"{count} with {problem} (e.g. {examples[problem]})"
+            for problem, count in reasons.most_common()
+        )
+        logger.warning(
+            f"Dataset '{dataset_name}': dropped {sum(reasons.values())} of {total} annotations "
+            f"whose box cannot be trained on: {details}."
+        )
+    return cleaned
+
+
+def get_detection_dataset_dicts_checked(
+    names: Union[str, List[str]],
+    filter_empty: bool = True,
+    *,
+    drop_invalid: bool = True,
+    **kwargs,
+) -> List[Dict]:
+    """detectron2's ``get_detection_dataset_dicts`` after :func:`check_dataset_files`, with
+    invalid boxes removed first (:func:`drop_invalid_boxes`).
 
     Args:
         names: a dataset name or a list of names.
+        filter_empty: drop images without non-crowd annotations (after invalid boxes are
+            removed, so an image whose only boxes were invalid is dropped too).
+        drop_invalid: remove (and log) annotations with non-finite, zero-size, inverted or
+            entirely out-of-image boxes.
         kwargs: passed on to ``get_detection_dataset_dicts``; in detectron2 v0.6 these are
-            ``filter_empty=True`` (drop images without non-crowd annotations),
             ``min_keypoints=0``, ``proposal_files=None`` and ``check_consistency=True``.
 
     Returns:
         list[dict]: the concatenated dataset dicts, in detectron2's standard format.
     """
     check_dataset_files(names)
-    return get_detection_dataset_dicts(names, **kwargs)
+    if not drop_invalid:
+        return get_detection_dataset_dicts(names, filter_empty=filter_empty, **kwargs)
+    dicts = get_detection_dataset_dicts(names, filter_empty=False, **kwargs)
+    if not isinstance(dicts, list):  # a torch Dataset: nothing to inspect
+        return dicts
+    label = names if isinstance(names, str) else ",".join(names)
+    dicts = drop_invalid_boxes(dicts, label)
+    if filter_empty and dicts and "annotations" in dicts[0]:
+        dicts = filter_images_with_only_crowd_annotations(dicts)
+        if not dicts:
+            raise ValueError(f"No image of dataset '{label}' has a valid, non-crowd annotation.")
+    return dicts

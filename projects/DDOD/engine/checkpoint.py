@@ -9,15 +9,21 @@ detectron2 v0.6's checkpointer (through fvcore) has three weak spots on today's 
   arrays or other Python objects then fails with a long ``UnpicklingError`` (detectron2 issue
   #5456, still open upstream);
 * the model weights are applied before the trainer/optimizer state, so a checkpoint whose trainer
-  state does not fit leaves a model with new weights and an old optimizer.
+  state does not fit leaves a model with new weights and an old optimizer;
+* a checkpoint is written in place, so a job killed while writing it leaves a truncated
+  ``model_*.pth`` (and, if killed while ``last_checkpoint`` is rewritten, an empty tag file).
 
 :class:`DetectionCheckpointer` here is a drop-in subclass of detectron2's: it reads the whole file
 and checks its structure before touching the model, raises :class:`CheckpointError` naming the
 file and the problem, restores the previous weights if applying the checkpoint fails half-way, and
-logs a one-line summary of how many tensors were loaded next to the usual missing/unexpected/
-shape-mismatch report.
+logs a report of what did not match (counts, then the keys) next to detectron2's per-key
+warnings. A checkpoint that matches none of the model's tensors, and a resume (loading the trainer
+state too) from a checkpoint that does not match the model exactly, raise
+:class:`CheckpointMismatchError` with that report. Files are written to a temporary name and
+renamed into place, so a checkpoint file and ``last_checkpoint`` are always complete.
 """
 
+import glob
 import inspect
 import logging
 import os
@@ -29,8 +35,15 @@ import numpy as np
 import torch
 
 from detectron2.checkpoint import DetectionCheckpointer as _D2DetectionCheckpointer
+from detectron2.checkpoint.c2_model_loading import align_and_update_state_dicts
+from fvcore.common.checkpoint import _strip_prefix_if_present
 
-__all__ = ["CheckpointError", "CheckpointNotFoundError", "DetectionCheckpointer"]
+__all__ = [
+    "CheckpointError",
+    "CheckpointMismatchError",
+    "CheckpointNotFoundError",
+    "DetectionCheckpointer",
+]
 
 # Set to "0" to let ``torch.load`` unpickle arbitrary Python objects in ``.pth`` files. Only do
 # this for files you trust: unpickling can run code.
@@ -45,6 +58,69 @@ class CheckpointError(RuntimeError):
 
 class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
     """The checkpoint file does not exist (also a :class:`FileNotFoundError`)."""
+
+
+class CheckpointMismatchError(CheckpointError):
+    """The checkpoint's weights do not fit the model. The message lists what did not match; the
+    model keeps the weights it had before loading."""
+
+
+# At most this many key groups are listed per category in a mismatch report.
+_REPORT_GROUPS = 12
+
+
+def _group_keys(keys: List[str]) -> List[str]:
+    """'a.b.weight', 'a.b.bias' -> ['a.b.{bias, weight}'] (sorted)."""
+    groups: Dict[str, List[str]] = {}
+    for key in keys:
+        head, _, tail = key.rpartition(".")
+        groups.setdefault(head or tail, []).append(tail if head else "")
+    out = []
+    for head, tails in sorted(groups.items()):
+        tails = sorted(t for t in tails if t)
+        if not tails:
+            out.append(head)
+        elif len(tails) == 1:
+            out.append(f"{head}.{tails[0]}")
+        else:
+            out.append(f"{head}.{{{', '.join(tails)}}}")
+    return out
+
+
+def _listing(items: List[str]) -> str:
+    shown = items[:_REPORT_GROUPS]
+    text = "".join(f"\n    {item}" for item in shown)
+    if len(items) > len(shown):
+        text += f"\n    ... and {len(items) - len(shown)} more"
+    return text
+
+
+def _atomic_write(path: str, write) -> None:
+    """Write ``path`` through a temporary file in the same directory, then rename it into place.
+
+    A reader (or a resume after the writer was killed) sees the old file or the complete new
+    one, never a partial one.
+    """
+    directory, name = os.path.split(path)
+    temp = os.path.join(directory, f".{name}.tmp-{os.getpid()}")
+    try:
+        with open(temp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        try:
+            os.remove(temp)
+        except OSError:
+            pass
+        raise
+    # Leftovers of writers that were killed (SIGKILL leaves no chance to clean up).
+    for stale in glob.glob(os.path.join(glob.escape(directory), f".{glob.escape(name)}.tmp-*")):
+        try:
+            os.remove(stale)
+        except OSError:
+            pass
 
 
 def _weights_only_default() -> bool:
@@ -105,6 +181,8 @@ class DetectionCheckpointer(_D2DetectionCheckpointer):
         # missing/unexpected-key report shows up wherever the `ddod` logger is set up.
         self.logger = logging.getLogger(__name__)
         self._loading_path = ""
+        self._strict = False
+        self._num_applied = 0
 
     # ---------------------------------------------------------------------------------------
     # Public API (same signatures as fvcore's Checkpointer)
@@ -127,8 +205,15 @@ class DetectionCheckpointer(_D2DetectionCheckpointer):
 
         backup = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
         self._loading_path = path
+        # Loading the trainer state too means resuming: only the exact model will do.
+        self._strict = bool(self.checkpointables) and (
+            checkpointables is None or bool(checkpointables)
+        )
         try:
             return super().load(path, checkpointables=checkpointables)
+        except CheckpointMismatchError:
+            self.model.load_state_dict(backup)
+            raise
         except CheckpointError:
             raise  # raised while reading the file: nothing was applied
         except Exception as e:
@@ -141,6 +226,29 @@ class DetectionCheckpointer(_D2DetectionCheckpointer):
             ) from e
         finally:
             self._loading_path = ""
+            self._strict = False
+
+    def save(self, name: str, **kwargs: Any) -> None:
+        """Write ``save_dir/<name>.pth`` (and update ``last_checkpoint``) atomically.
+
+        Same content as detectron2's; on a local directory the file is written under a temporary
+        name and renamed, so a job killed mid-write leaves the previous checkpoint intact and
+        ``last_checkpoint`` pointing at it. Other storage backends are written as detectron2 does.
+        """
+        if not self.save_dir or not self.save_to_disk:
+            return
+        if not os.path.isdir(self.save_dir):
+            return super().save(name, **kwargs)
+        data = {"model": self.model.state_dict()}
+        for key, obj in self.checkpointables.items():
+            data[key] = obj.state_dict()
+        data.update(kwargs)
+        basename = f"{name}.pth"
+        save_file = os.path.join(self.save_dir, basename)
+        assert os.path.basename(save_file) == basename, basename
+        self.logger.info(f"Saving checkpoint to {save_file}")
+        _atomic_write(save_file, lambda f: torch.save(data, f))
+        self.tag_last_checkpoint(basename)
 
     def resume_or_load(self, path: str, *, resume: bool = True) -> Dict[str, Any]:
         """Resume from ``save_dir/last_checkpoint`` if asked and present, else load ``path``.
@@ -161,8 +269,14 @@ class DetectionCheckpointer(_D2DetectionCheckpointer):
         return self.load(path, checkpointables=[])
 
     def tag_last_checkpoint(self, last_filename_basename: str) -> None:
-        if self.update_last_checkpoint:
-            super().tag_last_checkpoint(last_filename_basename)
+        if not self.update_last_checkpoint:
+            return
+        if not os.path.isdir(self.save_dir):
+            return super().tag_last_checkpoint(last_filename_basename)
+        _atomic_write(
+            os.path.join(self.save_dir, "last_checkpoint"),
+            lambda f: f.write(last_filename_basename.encode()),
+        )
 
     # ---------------------------------------------------------------------------------------
     # Reading (phase 1): nothing here touches the model
@@ -252,17 +366,91 @@ class DetectionCheckpointer(_D2DetectionCheckpointer):
     # ---------------------------------------------------------------------------------------
     # Applying (phase 2): report
     # ---------------------------------------------------------------------------------------
+    def mismatch_report(self, incompatible) -> str:
+        """A readable account of how the last loaded checkpoint fits the model.
+
+        Args:
+            incompatible: fvcore's ``_IncompatibleKeys`` (missing_keys, unexpected_keys,
+                incorrect_shapes as (key, shape in checkpoint, shape in model)).
+        """
+        num_model, num_loaded = self._count_loaded(incompatible)
+        shapes = list(incompatible.incorrect_shapes)
+        # fvcore also lists the tensors skipped for their shape as missing: report them once.
+        mismatched = {key for key, _, _ in shapes}
+        missing = [k for k in incompatible.missing_keys if k not in mismatched]
+        unexpected = list(incompatible.unexpected_keys)
+        lines = [
+            "Loaded {} of {} model tensors from '{}' ({} missing, {} unexpected, {} with "
+            "mismatched shapes).".format(
+                num_loaded, num_model, self._loading_path, len(missing), len(unexpected),
+                len(shapes),
+            )
+        ]  # fmt: skip
+        if shapes:
+            lines.append(
+                "  Shapes differ (kept the model's values):"
+                + _listing(
+                    [
+                        f"{key}: checkpoint {tuple(a)}, model {tuple(b)}"
+                        for key, a, b in sorted(shapes)
+                    ]
+                )
+            )
+        if missing:
+            lines.append("  In the model, not in the checkpoint:" + _listing(_group_keys(missing)))
+        if unexpected:
+            lines.append(
+                "  In the checkpoint, not in the model:" + _listing(_group_keys(unexpected))
+            )
+        return "\n".join(lines)
+
+    def _load_model(self, checkpoint):
+        if checkpoint.get("matching_heuristics", False):
+            # detectron2's name matching, done here (as detectron2 does it) so that the names
+            # actually loaded are known.
+            self._convert_ndarray_to_tensor(checkpoint["model"])
+            checkpoint["model"] = align_and_update_state_dicts(
+                self.model.state_dict(),
+                checkpoint["model"],
+                c2_conversion=checkpoint.get("__author__", None) == "Caffe2",
+            )
+            checkpoint["matching_heuristics"] = False
+        _strip_prefix_if_present(checkpoint["model"], "module.")
+        given = set(checkpoint["model"])
+        incompatible = super()._load_model(checkpoint)  # pops checkpoint["model"]
+        # Counted from the names given, not from missing_keys: detectron2 removes pixel_mean/std
+        # from those, and BatchNorm fills a missing num_batches_tracked without reporting it.
+        mismatched = {k for k, _, _ in incompatible.incorrect_shapes}
+        self._num_applied = len((set(self.model.state_dict()) & given) - mismatched)
+        return incompatible
+
+    def _count_loaded(self, incompatible):
+        """(tensors in the model, tensors loaded from the checkpoint)."""
+        return len(self.model.state_dict()), self._num_applied
+
     def _log_incompatible_keys(self, incompatible) -> None:
-        super()._log_incompatible_keys(incompatible)  # the detailed per-key warnings
-        num_model = len(self.model.state_dict())
-        num_loaded = num_model - len(incompatible.missing_keys) - len(incompatible.incorrect_shapes)
-        problems = [
-            f"{len(incompatible.missing_keys)} missing",
-            f"{len(incompatible.unexpected_keys)} unexpected",
-            f"{len(incompatible.incorrect_shapes)} with mismatched shapes",
-        ]
-        message = "Loaded {} of {} model tensors from '{}' ({}).".format(
-            num_loaded, num_model, self._loading_path, ", ".join(problems)
+        num_model, num_loaded = self._count_loaded(incompatible)
+        clean = (
+            num_loaded == num_model
+            and not incompatible.unexpected_keys
+            and not incompatible.incorrect_shapes
         )
-        clean = num_loaded == num_model and not incompatible.unexpected_keys
-        self.logger.log(logging.INFO if clean else logging.WARNING, message)
+        if clean:
+            self.logger.info(self.mismatch_report(incompatible))
+            return
+        report = self.mismatch_report(incompatible)
+        if num_loaded <= 0:
+            raise CheckpointMismatchError(
+                f"Checkpoint '{self._loading_path}' does not fit this model at all: none of its "
+                "tensors matches a model tensor by name and shape, so it was probably written "
+                "by another model or config. The model's weights are unchanged.\n" + report
+            )
+        if self._strict:
+            raise CheckpointMismatchError(
+                f"Cannot resume from '{self._loading_path}': it was written by a different "
+                "model. Resuming needs the exact model of the checkpoint (use the config of "
+                "that run, or another train.output_dir to start a new run). The model's weights "
+                "are unchanged.\n" + report
+            )
+        super()._log_incompatible_keys(incompatible)  # detectron2's per-key warnings
+        self.logger.warning(report)

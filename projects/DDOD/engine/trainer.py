@@ -13,13 +13,21 @@ names and classmethod hooks, but reads a LazyConfig with these keys:
   and ``dataloader.evaluator`` (a ``DatasetEvaluator`` or a list of them).
 * ``train``: ``output_dir``, ``init_checkpoint``, ``max_iter``, ``amp.enabled``, ``ddp`` (kwargs of
   ``create_ddp_model``), ``checkpointer`` (``period``, ``max_to_keep``), ``eval_period``,
-  ``log_period``, ``device`` and, optionally, ``best_checkpointer`` (kwargs of
+  ``log_period``, ``device``, ``metrics_window`` (median window of the logged losses, default 20;
+  1 logs raw per-iteration values) and, optionally, ``best_checkpointer`` (kwargs of
   :class:`~detectron2.engine.hooks.BestCheckpointer`, e.g. ``dict(val_metric="bbox/AP")``).
 
 Differences from v0.6's DefaultTrainer that matter: checkpoints include the inner trainer's state
 (optimizer, AMP grad scaler), which v0.6 forgets (fixed upstream after v0.6); ``train.amp`` also
 works on a CPU (bfloat16 autocast); loading goes through :class:`ddod.engine.DetectionCheckpointer`,
 whose errors name the file and never leave a half-loaded model.
+
+Exact resume: with a loader that can be repositioned (``ddod.data.build_resumable_train_loader``,
+the default in ``configs/common/data``), ``resume_or_load(resume=True)`` restarts the data stream
+at the batch of the first iteration after the checkpoint and restores the stream's seed, and the
+recent history of the logged scalars is checkpointed too, so that the (median-smoothed) values in
+``metrics.json`` after a resume are those of an uninterrupted run. A non-finite loss stops
+training with a ``FloatingPointError`` that names the loss, before the optimizer step.
 
 :func:`apply_overrides` is ``LazyConfig.apply_overrides`` with a check that every overridden key
 exists (v0.6 silently adds misspelt keys such as ``train.max_itr``).
@@ -28,6 +36,7 @@ exists (v0.6 silently adds misspelt keys such as ``train.max_itr``).
 import difflib
 import inspect
 import logging
+import math
 import os
 import time
 import weakref
@@ -54,7 +63,13 @@ from detectron2.utils.registry import locate
 
 from .checkpoint import DetectionCheckpointer
 
-__all__ = ["Trainer", "CPUAutocastTrainer", "ConfigOverrideError", "apply_overrides"]
+__all__ = [
+    "Trainer",
+    "CPUAutocastTrainer",
+    "ConfigOverrideError",
+    "apply_overrides",
+    "check_losses_finite",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +115,44 @@ def _setup_loggers_if_needed() -> None:
             setup_logger(distributed_rank=comm.get_rank(), name=name)
 
 
-class CPUAutocastTrainer(SimpleTrainer):
+def check_losses_finite(loss_dict, iteration: int) -> None:
+    """Raise ``FloatingPointError`` naming every non-finite loss in ``loss_dict``.
+
+    detectron2 raises the same error type (on the main process, from the averaged losses) with
+    the whole loss dict; this names the culprits first, on the process where they appear.
+    """
+    values = {k: float(v.detach().float().sum()) for k, v in loss_dict.items()}
+    bad = [k for k, v in values.items() if not math.isfinite(v)]
+    if not bad:
+        return
+    everything = ", ".join(f"{k}={v:.6g}" for k, v in values.items())
+    raise FloatingPointError(
+        f"Loss became infinite or NaN at iteration={iteration}: "
+        + ", ".join(f"{k}={values[k]}" for k in bad)
+        + f" (process {comm.get_rank()}; all losses: {everything}). Training stopped before the "
+        "optimizer step, so no weight was updated from it. Common causes: a learning rate too "
+        "high for the batch size (lower optimizer.lr or lengthen the warm-up) or broken "
+        "annotations. Continue from the last checkpoint with --resume once fixed."
+    )
+
+
+class _StopOnNonFiniteLoss:
+    """Mixin for detectron2's inner trainers: check the losses of every process before the step."""
+
+    def _write_metrics(self, loss_dict, data_time, *args, **kwargs):
+        check_losses_finite(loss_dict, self.iter)
+        super()._write_metrics(loss_dict, data_time, *args, **kwargs)
+
+
+class _SimpleTrainer(_StopOnNonFiniteLoss, SimpleTrainer):
+    """detectron2's SimpleTrainer; a non-finite loss raises naming it (see check_losses_finite)."""
+
+
+class _AMPTrainer(_StopOnNonFiniteLoss, AMPTrainer):
+    """detectron2's AMPTrainer; a non-finite loss raises naming it (see check_losses_finite)."""
+
+
+class CPUAutocastTrainer(_StopOnNonFiniteLoss, SimpleTrainer):
     """:class:`SimpleTrainer` whose forward pass runs under CPU autocast (bfloat16 by default).
 
     detectron2's :class:`AMPTrainer` asserts CUDA. On a CPU, mixed precision means bfloat16
@@ -233,6 +285,27 @@ class Trainer(TrainerBase):
         if resume and self.checkpointer.has_checkpoint():
             # The checkpoint stores the iteration that just finished.
             self.start_iter = self.iter + 1
+        self._position_data_loader(self.start_iter)
+
+    def _position_data_loader(self, start_iter: int) -> None:
+        """Make the next batch the one of iteration ``start_iter``, if the loader allows it."""
+        loader = self.data_loader
+        if not hasattr(loader, "set_start_iter"):
+            if start_iter > 0:
+                logger.warning(
+                    f"The training loader ({type(loader).__name__}) cannot be repositioned: after "
+                    f"resuming at iteration {start_iter} it restarts its sample stream, so the "
+                    "images differ from those of an uninterrupted run. Build it with "
+                    "ddod.data.build_resumable_train_loader for an exact resume."
+                )
+            return
+        loader.set_start_iter(start_iter)
+        # SimpleTrainer (v0.6) called iter(loader) when it was built; start a new iterator from
+        # the new position. (Later detectron2 versions create it lazily from this attribute.)
+        if hasattr(self._trainer, "_data_loader_iter_obj"):
+            self._trainer._data_loader_iter_obj = None
+        else:
+            self._trainer._data_loader_iter = iter(loader)
 
     def train(self):
         """Run training from ``start_iter`` to ``train.max_iter``.
@@ -248,14 +321,39 @@ class Trainer(TrainerBase):
         self._trainer.iter = self.iter
         self._trainer.run_step()
 
+    def before_train(self):
+        history = getattr(self, "_restored_metrics_history", None)
+        if history:
+            # Refill the smoothing windows of the logged scalars, so that metrics.json and the
+            # console show, after a resume, the medians an uninterrupted run shows.
+            histories = self.storage.histories()
+            for name, values in history.items():
+                for value, iteration in values:
+                    histories[name].update(float(value), float(iteration))
+            self._restored_metrics_history = None
+        super().before_train()
+
     def state_dict(self):
         ret = super().state_dict()
         # v0.6's DefaultTrainer omits this, so a resumed run restarted SGD momentum from zero.
         ret["_trainer"] = self._trainer.state_dict()
+        if hasattr(self.data_loader, "state_dict"):
+            ret["data_loader"] = self.data_loader.state_dict()
+        storage = getattr(self, "storage", None)
+        if storage is not None:
+            keep = max(self._metrics_window(), 20)
+            ret["metrics_history"] = {
+                name: [[float(v), float(i)] for v, i in buffer.values()[-keep:]]
+                for name, buffer in storage.histories().items()
+            }
         return ret
 
     def load_state_dict(self, state_dict):
         super().load_state_dict(state_dict)
+        self._restored_metrics_history = state_dict.get("metrics_history")
+        loader_state = state_dict.get("data_loader")
+        if loader_state is not None and hasattr(self.data_loader, "load_state_dict"):
+            self.data_loader.load_state_dict(loader_state)
         inner = state_dict.get("_trainer")
         if inner is None:
             logger.warning(
@@ -318,16 +416,26 @@ class Trainer(TrainerBase):
             trainer=weakref.proxy(self),
         )
 
+    def _metrics_window(self) -> int:
+        window = int(_select(self.cfg, "train.metrics_window", default=20))
+        if window < 1:
+            raise ValueError(f"train.metrics_window must be >= 1, got {window}.")
+        return window
+
     def build_writers(self):
         """CommonMetricPrinter (with ETA), JSONWriter (metrics.json) and TensorboardXWriter.
+
+        Losses are median-smoothed over ``train.metrics_window`` iterations (default 20, as in
+        detectron2) in the first two; 1 writes the raw value of every iteration.
 
         The TensorBoard writer is skipped, with a warning, when ``tensorboard`` is not installed.
         """
         output_dir = _select(self.cfg, "train.output_dir")
         PathManager.mkdirs(output_dir)
+        window = self._metrics_window()
         writers = [
-            CommonMetricPrinter(self.max_iter),
-            JSONWriter(os.path.join(output_dir, "metrics.json")),
+            CommonMetricPrinter(self.max_iter, window_size=window),
+            JSONWriter(os.path.join(output_dir, "metrics.json"), window_size=window),
         ]
         try:
             writers.append(TensorboardXWriter(output_dir))
@@ -397,13 +505,14 @@ class Trainer(TrainerBase):
         """The inner loop that runs one iteration: SimpleTrainer, or a mixed-precision one.
 
         With ``train.amp.enabled``: detectron2's :class:`AMPTrainer` (float16 + grad scaler) for
-        a CUDA model, :class:`CPUAutocastTrainer` (bfloat16) for a CPU model.
+        a CUDA model, :class:`CPUAutocastTrainer` (bfloat16) for a CPU model. All three stop
+        with a ``FloatingPointError`` naming the loss when a loss is not finite.
         """
         if not _select(cfg, "train.amp.enabled", default=False):
-            return SimpleTrainer(model, data_loader, optimizer)
+            return _SimpleTrainer(model, data_loader, optimizer)
         device = _model_device(model)
         if device.type == "cuda":
-            return AMPTrainer(model, data_loader, optimizer, grad_scaler=_cuda_grad_scaler())
+            return _AMPTrainer(model, data_loader, optimizer, grad_scaler=_cuda_grad_scaler())
         if device.type == "cpu":
             logger.info("train.amp.enabled on a CPU: training under bfloat16 autocast.")
             return CPUAutocastTrainer(model, data_loader, optimizer)
