@@ -66,3 +66,48 @@ def make_input(height, width, boxes, classes, seed=0):
     inst.gt_boxes = Boxes(torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4))
     inst.gt_classes = torch.tensor(classes, dtype=torch.int64).reshape(-1)
     return {"image": torch.rand(3, height, width, generator=g) * 255, "instances": inst}
+
+
+# ------------------------------------------------------------------------------------------------
+# Paper table configs at CPU size (tests/test_switches.py, test_bases.py, test_table_configs.py)
+# ------------------------------------------------------------------------------------------------
+import functools  # noqa: E402
+import importlib.util  # noqa: E402
+import os  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PAPER_CONFIGS = os.path.join(ROOT, "configs", "paper")
+
+
+@functools.lru_cache(maxsize=None)
+def load_tool(name):
+    """tools/<name>.py as a module (tools/ is not a package)."""
+    path = os.path.join(ROOT, "tools", name + ".py")
+    spec = importlib.util.spec_from_file_location(f"ddod_tool_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def paper_config(rel_path):
+    """A table config, e.g. "table3_bases/fcos.py", loaded with LazyConfig."""
+    from detectron2.config import LazyConfig
+
+    return LazyConfig.load(os.path.join(PAPER_CONFIGS, rel_path))
+
+
+def small_paper_model(rel_path, **model_overrides):
+    """The model of a table config at the study's digits/CPU size (tools/study.py's
+    ``digits_variant``: R18/16 backbone, 64-channel FPN and head, object sizes / 4, 10 classes),
+    with ``model_overrides`` set on the model config before it is built. Every detector choice of
+    the config (assigners, head switches, losses, level weights) is kept."""
+    from detectron2.config import instantiate
+
+    cfg = load_tool("study").digits_variant(paper_config(rel_path), max_iter=1, output_dir="unused")
+    for key, value in model_overrides.items():
+        node = cfg.model
+        *parents, last = key.split(".")
+        for p in parents:
+            node = node[p]
+        node[last] = value
+    return instantiate(cfg.model)

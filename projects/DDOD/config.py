@@ -9,6 +9,17 @@ Usage::
     add_ddod_config(cfg)          # MODEL.DDOD.* plus DDOD defaults for anchors and the backbone
     cfg.merge_from_file("my_ddod.yaml")
     model = build_model(cfg)      # MODEL.META_ARCHITECTURE = "DDOD"
+
+The defaults are DDOD on ATSS (configs/ddod_R50_1x.py). The paper's other bases are settings of
+the same keys; e.g. RetinaNet (configs/common/models/retinanet.py)::
+
+    ASSIGNER: "max_iou"        CLS_POS_IOU: 0.5   REG_POS_IOU: 0.4   SEPARATE_ASSIGNMENT: True
+    BOX_CODER: "delta_xywh"    BBOX_REG_WEIGHTS: (1, 1, 1, 1)   BOX_REG_LOSS_TYPE: "smooth_l1"
+    QUALITY_TARGET: "none"     SCORE_MODE_TEST: "cls"   HEAD_NORM: ""   HEAD_PER_LEVEL_SCALE: False
+    ANCHOR_GENERATOR.SIZES: [[32, 40.3, 50.8], ...]   ASPECT_RATIOS: [[0.5, 1.0, 2.0]]
+
+and FCOS*: ASSIGNER "fcos", BOX_CODER "ltrb", QUALITY_TARGET "centerness",
+CENTERNESS_WEIGHTED_BOX_LOSS True, anchor sizes = strides with OFFSET 0.5.
 """
 from detectron2.config import CfgNode as CN
 
@@ -36,15 +47,34 @@ def add_ddod_config(cfg):
     d.CLS_DEFORM_INDEX = 0
     d.REG_DEFORM_INDEX = 0
     d.PRIOR_PROB = 0.01
-    d.QUALITY_BRANCH = True
+    d.HEAD_PER_LEVEL_SCALE = True
+    d.HEAD_BBOX_BIAS_INIT = 0.0
+    # What the quality branch learns: "iou", "centerness" or "none" (no branch).
+    d.QUALITY_TARGET = "iou"
+    # Box coder: "delta_xywh" (Box2BoxTransform with BBOX_REG_WEIGHTS) or "ltrb" (FCOS).
+    d.BOX_CODER = "delta_xywh"
     d.BBOX_REG_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
-    # Assignment: alpha of the cost-based ATSS per branch (-1: plain IoU-of-anchor ATSS).
+    # Assignment: "cost_atss" (DDOD), "atss", "max_iou" (RetinaNet) or "fcos" (FCOS*).
+    # SEPARATE_ASSIGNMENT: a second assigner with the REG_* parameters for the regression branch.
+    d.ASSIGNER = "cost_atss"
+    d.SEPARATE_ASSIGNMENT = True
     d.ATSS_TOPK = 9
+    # cost_atss: alpha per branch (-1: plain IoU-of-anchor ATSS).
     d.CLS_ALPHA = 0.8
     d.REG_ALPHA = 0.5
-    d.SEPARATE_ASSIGNMENT = True
-    # FPN level loss re-weighting.
+    # max_iou: positives at IoU >= *_POS_IOU; classification ignores [NEG_IOU, CLS_POS_IOU).
+    d.CLS_POS_IOU = 0.5
+    d.REG_POS_IOU = 0.5
+    d.NEG_IOU = 0.4
+    # fcos: centre sampling radius (in strides) and the max(l, t, r, b) range of each level.
+    d.FCOS_CENTER_SAMPLING_RADIUS = 1.5
+    d.FCOS_SIZE_RANGES = [[-1, 64], [64, 128], [128, 256], [256, 512], [512, 1e8]]
+    # FPN level loss re-weighting. STRATEGY: "none", "fixed_linear", "linear_reweight",
+    # "sum_reweight", "linear_interpolate" (ddod.modeling.losses.level_reweighting);
+    # RANGE: (start, end) of "fixed_linear" / "linear_reweight".
     d.LEVEL_REWEIGHTING = True
+    d.REWEIGHT_STRATEGY = "linear_interpolate"
+    d.REWEIGHT_RANGE = (1.0, 2.0)
     d.REWEIGHT_CUMULATIVE = True
     d.REWEIGHT_SHARED_COUNTERS = False
     d.REWEIGHT_SYNC = True
@@ -54,7 +84,12 @@ def add_ddod_config(cfg):
     d.LOSS_CLS_WEIGHT = 1.0
     d.LOSS_BBOX_WEIGHT = 2.0
     d.LOSS_QUALITY_WEIGHT = 1.0
-    # Inference.
+    # "giou" on decoded boxes, or "smooth_l1" on the deltas (L1 with beta 0, RetinaNet's).
+    d.BOX_REG_LOSS_TYPE = "giou"
+    d.SMOOTH_L1_BETA = 0.0
+    d.CENTERNESS_WEIGHTED_BOX_LOSS = False
+    # Inference. SCORE_MODE: "cls_x_quality" or "cls".
+    d.SCORE_MODE_TEST = "cls_x_quality"
     d.SCORE_THRESH_TEST = 0.05
     d.TOPK_CANDIDATES_TEST = 1000
     d.NMS_THRESH_TEST = 0.6

@@ -2,12 +2,21 @@
 
 * ``meta_arch/ddod.py``       the DDOD meta-architecture (training and inference flow)
 * ``heads/ddod_head.py``      the two-tower head with deformable first convs and the IoU branch
-* ``assigners/atss.py``       ATSS and DDOD's cost-based ATSS assignment
+* ``assigners/``              ATSS and DDOD's cost-based ATSS (atss.py), RetinaNet's IoU
+                              thresholds (max_iou.py), FCOS*'s point rules (fcos.py)
+* ``box_coders.py``           FCOS's l, t, r, b coder (XYWH deltas are detectron2's)
 * ``losses/``                 loss terms and DDOD's FPN level re-weighting
 * ``anchors.py``              padding-anchor mask; ``backbone.py`` P6/P7 block and small ResNets
 """
-from .assigners import ATSSAssigner, CostATSSAssigner, DenseAssigner
+from .assigners import (
+    ATSSAssigner,
+    CostATSSAssigner,
+    DenseAssigner,
+    FCOSPointAssigner,
+    MaxIoUAssigner,
+)
 from .backbone import LastLevelP6P7FromP5, build_ddod_resnet_fpn_backbone, make_resnet_stages
+from .box_coders import Box2BoxTransformLTRB
 from .heads import DENSE_HEAD_REGISTRY, DDODHead, build_dense_head
 from .losses import LevelReweighting
 from .meta_arch import DDOD
@@ -20,6 +29,9 @@ __all__ = [
     "DenseAssigner",
     "ATSSAssigner",
     "CostATSSAssigner",
+    "MaxIoUAssigner",
+    "FCOSPointAssigner",
+    "Box2BoxTransformLTRB",
     "LevelReweighting",
     "LastLevelP6P7FromP5",
     "make_resnet_stages",

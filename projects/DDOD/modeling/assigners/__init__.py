@@ -1,12 +1,24 @@
-"""Label assignment. DDOD's cost-based assignment is :class:`CostATSSAssigner` (atss.py)."""
+"""Label assignment. Every assigner has the interface of :class:`DenseAssigner` (base.py):
+
+* ``ATSSAssigner`` / ``CostATSSAssigner`` (atss.py): ATSS and DDOD's cost-based ATSS;
+* ``MaxIoUAssigner`` (max_iou.py): RetinaNet's IoU thresholds;
+* ``FCOSPointAssigner`` (fcos.py): FCOS*'s centre sampling and per-level size ranges.
+
+A detector runs one assigner for both branches, or one per branch (DDOD's label-assignment
+disentanglement).
+"""
 from .atss import ATSSAssigner, CostATSSAssigner, aligned_box_iou
 from .base import BACKGROUND, IGNORE, AssignResult, DenseAssigner
+from .fcos import FCOSPointAssigner
+from .max_iou import MaxIoUAssigner
 
 __all__ = [
     "AssignResult",
     "DenseAssigner",
     "ATSSAssigner",
     "CostATSSAssigner",
+    "MaxIoUAssigner",
+    "FCOSPointAssigner",
     "aligned_box_iou",
     "BACKGROUND",
     "IGNORE",

@@ -22,8 +22,13 @@ class DDODHead(nn.Module):
     * ``quality`` on the regression tower: A logits of the predicted IoU of the box with its
       ground truth (DDOD replaces ATSS's centerness with this). Optional.
 
-    The weights are shared by all FPN levels. With ``cls_deform_index=reg_deform_index=None`` this
-    is the ATSS head (with an IoU branch in place of centerness).
+    The weights are shared by all FPN levels. The same head, configured, serves every base:
+
+    * ATSS (IoU branch in place of centerness): ``cls_deform_index=reg_deform_index=None``;
+    * FCOS*: the ``quality`` output is trained as centerness (the meta-architecture decides the
+      target); points are one "anchor" per location;
+    * RetinaNet: ``num_anchors=9, norm="", quality_branch=False, per_level_scale=False``;
+    * DDOD on any of them: a deformable conv at ``cls_deform_index``/``reg_deform_index``.
     """
 
     @configurable
@@ -40,6 +45,8 @@ class DDODHead(nn.Module):
         reg_deform_index: Optional[int] = 0,
         prior_prob: float = 0.01,
         quality_branch: bool = True,
+        per_level_scale: bool = True,
+        bbox_bias_init: float = 0.0,
     ):
         """
         Args:
@@ -52,7 +59,13 @@ class DDODHead(nn.Module):
             cls_deform_index, reg_deform_index: 0-based position of the deformable conv in the
                 classification / regression tower; None for a tower of plain convs.
             prior_prob: initial foreground probability of every classification output.
-            quality_branch: whether to predict the IoU ("quality") logit.
+            quality_branch: whether to predict the quality logit (IoU or centerness).
+            per_level_scale: multiply the box deltas by a learnable scalar per level (ATSS, FCOS,
+                DDOD); RetinaNet has none.
+            bbox_bias_init: initial bias of the box-delta outputs. 0 gives boxes equal to the
+                anchors for XYWH deltas; with FCOS's l, t, r, b deltas in strides, a positive
+                value (DDOD-FCOS uses 1.5) starts from boxes around the points, so a cost-based
+                assigner sees non-zero IoUs from the first iteration.
         """
         super().__init__()
         in_channels = {s.channels for s in input_shape}
@@ -72,10 +85,13 @@ class DDODHead(nn.Module):
         self.cls_score = nn.Conv2d(conv_dims, num_anchors * num_classes, 3, padding=1)
         self.bbox_pred = nn.Conv2d(conv_dims, num_anchors * 4, 3, padding=1)
         self.quality = nn.Conv2d(conv_dims, num_anchors, 3, padding=1) if quality_branch else None
-        self.scales = nn.ModuleList([Scale(1.0) for _ in range(self.num_levels)])
-        self._init_weights(prior_prob)
+        # RetinaNet has no per-level scale: identity modules keep the forward uniform.
+        self.scales = nn.ModuleList(
+            [Scale(1.0) if per_level_scale else nn.Identity() for _ in range(self.num_levels)]
+        )
+        self._init_weights(prior_prob, bbox_bias_init)
 
-    def _init_weights(self, prior_prob: float):
+    def _init_weights(self, prior_prob: float, bbox_bias_init: float):
         # Normal(0, 0.01) for every conv weight, zero biases, and a prior on the classification
         # bias so that training starts from p = prior_prob everywhere (RetinaNet's focal-loss
         # initialisation). The deformable convs' offset predictors stay at zero.
@@ -89,6 +105,7 @@ class DDODHead(nn.Module):
                 nn.init.normal_(layer.weight, std=0.01)
                 nn.init.zeros_(layer.bias)
         nn.init.constant_(self.cls_score.bias, -math.log((1 - prior_prob) / prior_prob))
+        nn.init.constant_(self.bbox_pred.bias, bbox_bias_init)
 
     @classmethod
     def from_config(cls, cfg, input_shape: List[ShapeSpec]):
@@ -104,7 +121,9 @@ class DDODHead(nn.Module):
             "cls_deform_index": None if h.CLS_DEFORM_INDEX < 0 else h.CLS_DEFORM_INDEX,
             "reg_deform_index": None if h.REG_DEFORM_INDEX < 0 else h.REG_DEFORM_INDEX,
             "prior_prob": h.PRIOR_PROB,
-            "quality_branch": h.QUALITY_BRANCH,
+            "quality_branch": h.QUALITY_TARGET != "none",
+            "per_level_scale": h.HEAD_PER_LEVEL_SCALE,
+            "bbox_bias_init": h.HEAD_BBOX_BIAS_INIT,
         }
 
     def forward(self, features: List[Tensor]) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
@@ -115,7 +134,8 @@ class DDODHead(nn.Module):
         Returns:
             cls_logits: per level (N, A*K, Hl, Wl).
             bbox_deltas: per level (N, A*4, Hl, Wl), float32 (after the per-level scale).
-            quality_logits: per level (N, A, Hl, Wl); an empty list without the quality branch.
+            quality_logits: per level (N, A, Hl, Wl) logits of the IoU or centerness; an empty
+                list without the quality branch.
         """
         if len(features) != self.num_levels:
             raise ValueError(f"Expected {self.num_levels} feature levels, got {len(features)}.")

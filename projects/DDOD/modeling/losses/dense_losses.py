@@ -7,7 +7,19 @@ from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
 
 from ...utils.comm import all_reduce_mean
 
-__all__ = ["focal_loss_per_anchor", "giou_loss_per_box", "quality_bce_per_box", "positive_normalizer"]
+__all__ = [
+    "focal_loss_per_anchor",
+    "giou_loss_per_box",
+    "smooth_l1_loss_per_box",
+    "quality_bce_per_box",
+    "centerness_target",
+    "positive_normalizer",
+    "BOX_REG_LOSS_TYPES",
+]
+
+# "giou": 1 - GIoU of the decoded boxes (ATSS, FCOS*, DDOD); "smooth_l1": smooth-L1 on the
+# deltas, L1 when beta = 0 (RetinaNet).
+BOX_REG_LOSS_TYPES = ("giou", "smooth_l1")
 
 
 def focal_loss_per_anchor(
@@ -30,6 +42,32 @@ def focal_loss_per_anchor(
 def giou_loss_per_box(pred_boxes: Tensor, target_boxes: Tensor) -> Tensor:
     """1 - GIoU of corresponding XYXY boxes: (P, 4), (P, 4) -> (P,)."""
     return generalized_box_iou_loss(pred_boxes, target_boxes, reduction="none", eps=1e-6)
+
+
+def smooth_l1_loss_per_box(
+    pred_deltas: Tensor, target_deltas: Tensor, *, beta: float = 0.0
+) -> Tensor:
+    """Smooth-L1 of the deltas summed over the 4 coordinates; plain L1 when ``beta`` is 0
+    (mmdetection's RetinaNet uses L1): (P, 4), (P, 4) -> (P,)."""
+    diff = (pred_deltas - target_deltas).abs()
+    if beta < 1e-5:
+        return diff.sum(dim=1)
+    return torch.where(diff < beta, 0.5 * diff**2 / beta, diff - 0.5 * beta).sum(dim=1)
+
+
+def centerness_target(points: Tensor, gt_boxes: Tensor) -> Tensor:
+    """FCOS's centerness of points inside their boxes: (P, 2), (P, 4) XYXY -> (P,) in [0, 1].
+
+    sqrt(min(l, r) / max(l, r) * min(t, b) / max(t, b)) with l, t, r, b the distances from the
+    point to the box sides; 1 at the box centre, 0 on its border (and outside it).
+    """
+    left_right = torch.stack([points[:, 0] - gt_boxes[:, 0], gt_boxes[:, 2] - points[:, 0]], 1)
+    top_bottom = torch.stack([points[:, 1] - gt_boxes[:, 1], gt_boxes[:, 3] - points[:, 1]], 1)
+    left_right, top_bottom = left_right.clamp(min=0), top_bottom.clamp(min=0)
+    ratio = (left_right.min(1).values / left_right.max(1).values.clamp(min=1e-6)) * (
+        top_bottom.min(1).values / top_bottom.max(1).values.clamp(min=1e-6)
+    )
+    return ratio.sqrt()
 
 
 def quality_bce_per_box(quality_logits: Tensor, iou_targets: Tensor) -> Tensor:

@@ -1,12 +1,30 @@
-"""The DDOD meta-architecture: an anchor-based one-stage detector whose label assignment, head
-towers and per-level loss weights can each be disentangled (or not).
+"""The DDOD meta-architecture: a one-stage dense detector whose label assignment, head towers and
+per-level loss weights can each be disentangled (or not).
 
-One class covers the ATSS baseline and DDOD, because DDOD's three disentanglements are parts:
+One class covers the paper's three bases and DDOD on each of them, because every difference
+between them is a part or a switch:
 
-* label assignment: ``cls_assigner`` and ``reg_assigner`` (``reg_assigner=None`` shares the
-  classification assignment, i.e. no disentanglement);
-* spatial features: the head's deformable first convs (``DDODHead(cls_deform_index=...)``);
-* pyramid supervision: ``level_reweighting`` (``None`` gives every level weight 1).
+===============  ====================  =========================  ======================
+part             RetinaNet             FCOS*                      ATSS (IoU branch)
+===============  ====================  =========================  ======================
+anchors          9 per location        1 point per location       1 per location (8 x s)
+assigner         ``MaxIoUAssigner``    ``FCOSPointAssigner``      ``ATSSAssigner``
+box coder        ``Box2BoxTransform``  ``Box2BoxTransformLTRB``   ``Box2BoxTransform``
+box loss         L1 on deltas          GIoU, centerness-weighted  GIoU x 2
+quality branch   none                  centerness                 IoU
+inference score  cls                   cls x centerness           cls x IoU
+head             no GN, no Scale       GN, Scale                  GN, Scale
+===============  ====================  =========================  ======================
+
+(configs/common/models/{retinanet,fcos,atss}.py).
+
+and DDOD's three disentanglements are independent switches on any base:
+
+* label assignment: ``reg_assigner`` (``None`` shares the classification assignment; a second
+  assigner with its own parameters disentangles it: IoU thresholds for RetinaNet, alpha of the
+  cost-based ATSS for ATSS/FCOS);
+* spatial features: the head's deformable conv position (``DDODHead(cls_deform_index=...)``);
+* pyramid supervision: ``level_reweighting`` (``None`` or strategy "none" gives every level 1).
 """
 import logging
 from typing import Dict, List, Optional, Tuple
@@ -15,7 +33,7 @@ import torch
 from torch import Tensor, nn
 
 from detectron2.config import configurable
-from detectron2.layers import ShapeSpec, batched_nms, cat
+from detectron2.layers import batched_nms, cat
 from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
 from detectron2.modeling.anchor_generator import DefaultAnchorGenerator, build_anchor_generator
 from detectron2.modeling.box_regression import Box2BoxTransform
@@ -24,20 +42,35 @@ from detectron2.structures import Boxes, ImageList, Instances
 from detectron2.utils import events
 
 from ..anchors import valid_anchor_mask
-from ..assigners import BACKGROUND, ATSSAssigner, CostATSSAssigner, DenseAssigner
+from ...utils.comm import all_reduce_mean
+from ..assigners import (
+    BACKGROUND,
+    ATSSAssigner,
+    CostATSSAssigner,
+    DenseAssigner,
+    FCOSPointAssigner,
+    MaxIoUAssigner,
+)
 from ..assigners.atss import aligned_box_iou
+from ..box_coders import Box2BoxTransformLTRB
 from ..heads import build_dense_head
 from ..losses import (
+    BOX_REG_LOSS_TYPES,
     LevelReweighting,
+    centerness_target,
     focal_loss_per_anchor,
     giou_loss_per_box,
     positive_normalizer,
     quality_bce_per_box,
+    smooth_l1_loss_per_box,
 )
 
 __all__ = ["DDOD"]
 
 logger = logging.getLogger(__name__)
+
+QUALITY_TARGETS = ("iou", "centerness")
+TEST_SCORE_MODES = ("cls", "cls_x_quality")
 
 
 def _put_scalars(**kwargs):
@@ -48,12 +81,17 @@ def _put_scalars(**kwargs):
 
 @META_ARCH_REGISTRY.register()
 class DDOD(DenseDetector):
-    """Disentangle Your Dense Object Detector (Chen et al., ACM MM 2021) on an ATSS base.
+    """Disentangle Your Dense Object Detector (Chen et al., ACM MM 2021), on any dense base.
 
-    Training: two label assignments on the same (detached) predictions; focal loss on the
-    classification positives; GIoU and IoU-branch BCE on the regression positives; each loss
-    normalised by its own all-reduced positive count and weighted per FPN level.
-    Inference: score = sigmoid(cls) * sigmoid(IoU branch), class-aware NMS.
+    Training: one or two label assignments on the same (detached) predictions; focal loss on the
+    classification positives; box loss (GIoU or smooth-L1) and quality-branch BCE on the
+    regression positives; each loss normalised by its own all-reduced positive count and
+    weighted per FPN level.
+    Inference: score = sigmoid(cls), times sigmoid(quality) with ``test_score_mode=
+    "cls_x_quality"``, thresholded on sigmoid(cls); class-aware NMS.
+
+    With the defaults and the parts of ``configs/common/models/ddod.py`` this is the paper's
+    DDOD (ATSS base).
     """
 
     @configurable
@@ -64,7 +102,7 @@ class DDOD(DenseDetector):
         head: nn.Module,
         head_in_features: List[str],
         anchor_generator: DefaultAnchorGenerator,
-        box2box_transform: Box2BoxTransform,
+        box2box_transform,
         num_classes: int,
         cls_assigner: DenseAssigner,
         reg_assigner: Optional[DenseAssigner] = None,
@@ -74,6 +112,11 @@ class DDOD(DenseDetector):
         loss_cls_weight: float = 1.0,
         loss_bbox_weight: float = 2.0,
         loss_quality_weight: float = 1.0,
+        box_reg_loss_type: str = "giou",
+        smooth_l1_beta: float = 0.0,
+        quality_target: Optional[str] = "iou",
+        centerness_weighted_box_loss: bool = False,
+        test_score_mode: str = "cls_x_quality",
         test_score_thresh: float = 0.05,
         test_topk_candidates: int = 1000,
         test_nms_thresh: float = 0.6,
@@ -89,7 +132,8 @@ class DDOD(DenseDetector):
                 (see :class:`DDODHead`).
             head_in_features: backbone outputs the head runs on, in increasing stride.
             anchor_generator: anchors per level, in the head's output order.
-            box2box_transform: delta coder between anchors and boxes.
+            box2box_transform: coder between anchors and box deltas: ``Box2BoxTransform``
+                (XYWH deltas) or :class:`Box2BoxTransformLTRB` (FCOS's l, t, r, b).
             num_classes: number of foreground classes K.
 
             # Assignment and loss parameters
@@ -98,10 +142,18 @@ class DDOD(DenseDetector):
                 classification assignment.
             level_reweighting: per-level loss factors; None means 1.0 on every level.
             focal_loss_alpha, focal_loss_gamma: focal loss parameters.
-            loss_cls_weight, loss_bbox_weight, loss_quality_weight: weights of the focal, GIoU
-                and IoU-branch losses.
+            loss_cls_weight, loss_bbox_weight, loss_quality_weight: weights of the focal, box
+                and quality-branch losses.
+            box_reg_loss_type: "giou" (on decoded boxes) or "smooth_l1" (on the deltas; L1 with
+                ``smooth_l1_beta=0``, RetinaNet's).
+            quality_target: what the head's quality branch learns on the regression positives:
+                "iou" (IoU of the detached predicted box with its GT, DDOD/ATSS(IoU)),
+                "centerness" (FCOS), or None when the head has no quality branch.
+            centerness_weighted_box_loss: weight each positive's box loss by its centerness
+                target and normalise by their sum (FCOS*).
 
             # Inference parameters
+            test_score_mode: "cls" or "cls_x_quality" (times the quality branch's sigmoid).
             test_score_thresh: keep (anchor, class) pairs with sigmoid(cls) above this.
             test_topk_candidates: pairs kept per level after thresholding.
             test_nms_thresh: IoU threshold of the class-aware NMS.
@@ -130,7 +182,26 @@ class DDOD(DenseDetector):
                 f"level_reweighting has {level_reweighting.num_levels} levels, the head runs on "
                 f"{len(head_in_features)}."
             )
+        has_quality = getattr(head, "quality", None) is not None
+        if quality_target is not None and quality_target not in QUALITY_TARGETS:
+            raise ValueError(f"quality_target must be one of {QUALITY_TARGETS} or None.")
+        if has_quality != (quality_target is not None):
+            raise ValueError(
+                f"quality_target={quality_target!r} but the head "
+                f"{'has' if has_quality else 'has no'} quality branch."
+            )
+        if test_score_mode not in TEST_SCORE_MODES:
+            raise ValueError(f"test_score_mode must be one of {TEST_SCORE_MODES}.")
+        if test_score_mode == "cls_x_quality" and not has_quality:
+            raise ValueError('test_score_mode="cls_x_quality" needs a quality branch.')
+        if box_reg_loss_type not in BOX_REG_LOSS_TYPES:
+            raise ValueError(f"box_reg_loss_type must be one of {BOX_REG_LOSS_TYPES}.")
         # fmt: off
+        self.box_reg_loss_type        = box_reg_loss_type
+        self.smooth_l1_beta           = smooth_l1_beta
+        self.quality_target           = quality_target
+        self.centerness_weighted_box_loss = centerness_weighted_box_loss
+        self.test_score_mode          = test_score_mode
         self.focal_loss_alpha         = focal_loss_alpha
         self.focal_loss_gamma         = focal_loss_gamma
         self.loss_cls_weight          = loss_cls_weight
@@ -150,22 +221,47 @@ class DDOD(DenseDetector):
         feature_shapes = [backbone.output_shape()[f] for f in d.IN_FEATURES]
         head = build_dense_head(cfg, feature_shapes)
 
-        def assigner(alpha):
-            if alpha < 0:
+        def assigner(branch):
+            """The assigner of one branch ("CLS" or "REG") from MODEL.DDOD.ASSIGNER."""
+            kind = d.ASSIGNER
+            if kind == "cost_atss":
+                alpha = d.get(f"{branch}_ALPHA")
+                if alpha < 0:  # older configs: a negative alpha meant plain ATSS
+                    return ATSSAssigner(topk=d.ATSS_TOPK)
+                return CostATSSAssigner(alpha=alpha, topk=d.ATSS_TOPK)
+            if kind == "atss":
                 return ATSSAssigner(topk=d.ATSS_TOPK)
-            return CostATSSAssigner(alpha=alpha, topk=d.ATSS_TOPK)
+            if kind == "max_iou":
+                pos = d.get(f"{branch}_POS_IOU")
+                return MaxIoUAssigner(pos_iou_thresh=pos, neg_iou_thresh=min(d.NEG_IOU, pos))
+            if kind == "fcos":
+                return FCOSPointAssigner(
+                    strides=[s.stride for s in feature_shapes],
+                    size_ranges=[tuple(r) for r in d.FCOS_SIZE_RANGES],
+                    center_sampling_radius=d.FCOS_CENTER_SAMPLING_RADIUS,
+                )
+            raise ValueError(f"Unknown MODEL.DDOD.ASSIGNER {kind!r}.")
 
+        coders = {
+            "delta_xywh": lambda: Box2BoxTransform(weights=d.BBOX_REG_WEIGHTS),
+            "ltrb": lambda: Box2BoxTransformLTRB(normalize_by_size=True),
+        }
+        if d.BOX_CODER not in coders:
+            raise ValueError(f"MODEL.DDOD.BOX_CODER must be one of {sorted(coders)}.")
         return {
             "backbone": backbone,
             "head": head,
             "head_in_features": d.IN_FEATURES,
             "anchor_generator": build_anchor_generator(cfg, feature_shapes),
-            "box2box_transform": Box2BoxTransform(weights=d.BBOX_REG_WEIGHTS),
+            "box2box_transform": coders[d.BOX_CODER](),
             "num_classes": d.NUM_CLASSES,
-            "cls_assigner": assigner(d.CLS_ALPHA),
-            "reg_assigner": assigner(d.REG_ALPHA) if d.SEPARATE_ASSIGNMENT else None,
+            "cls_assigner": assigner("CLS"),
+            "reg_assigner": assigner("REG") if d.SEPARATE_ASSIGNMENT else None,
             "level_reweighting": LevelReweighting(
                 len(d.IN_FEATURES),
+                strategy=d.REWEIGHT_STRATEGY,
+                start=d.REWEIGHT_RANGE[0],
+                end=d.REWEIGHT_RANGE[1],
                 cumulative=d.REWEIGHT_CUMULATIVE,
                 shared_counters=d.REWEIGHT_SHARED_COUNTERS,
                 sync=d.REWEIGHT_SYNC,
@@ -177,6 +273,11 @@ class DDOD(DenseDetector):
             "loss_cls_weight": d.LOSS_CLS_WEIGHT,
             "loss_bbox_weight": d.LOSS_BBOX_WEIGHT,
             "loss_quality_weight": d.LOSS_QUALITY_WEIGHT,
+            "box_reg_loss_type": d.BOX_REG_LOSS_TYPE,
+            "smooth_l1_beta": d.SMOOTH_L1_BETA,
+            "quality_target": None if d.QUALITY_TARGET == "none" else d.QUALITY_TARGET,
+            "centerness_weighted_box_loss": d.CENTERNESS_WEIGHTED_BOX_LOSS,
+            "test_score_mode": d.SCORE_MODE_TEST,
             "test_score_thresh": d.SCORE_THRESH_TEST,
             "test_topk_candidates": d.TOPK_CANDIDATES_TEST,
             "test_nms_thresh": d.NMS_THRESH_TEST,
@@ -326,12 +427,14 @@ class DDOD(DenseDetector):
     ) -> Dict[str, Tensor]:
         """
         Args:
-            anchors: (R, 4). cls_logits: (N, R, K). bbox_deltas: (N, R, 4). quality: (N, R).
+            anchors: (R, 4). cls_logits: (N, R, K). bbox_deltas: (N, R, 4). quality: (N, R) or
+                None.
             cls_labels, reg_labels: (N, R) labels of the two assignments (see label_anchors).
             reg_gt_boxes: (N, R, 4) ground truth of the regression positives.
 
         Returns:
-            {"loss_cls", "loss_bbox", "loss_iou"}: each already normalised and weighted.
+            {"loss_cls", "loss_bbox"} and "loss_iou" or "loss_centerness" (by the quality
+            target): each already normalised and weighted.
         """
         K = self.num_classes
         level_ids = torch.repeat_interleave(
@@ -357,28 +460,47 @@ class DDOD(DenseDetector):
             )
             loss_cls = (focal * anchor_w).sum() / positive_normalizer(cls_pos)
 
-            # regression: GIoU and IoU-branch BCE on the positives of the reg assignment
+            # regression: box loss and quality-branch BCE on the positives of the reg assignment
             reg_pos = (reg_labels >= 0) & (reg_labels != K)
             w_reg = self._level_factors("reg", reg_pos, level_ids)
             pos_idx = reg_pos.nonzero(as_tuple=True)
             anchor_w = w_reg[level_ids[pos_idx[1]]]
             normalizer_reg = positive_normalizer(reg_pos)
             pos_anchors = anchors[pos_idx[1]]
-            pred_boxes = self._decode(bbox_deltas[pos_idx].float(), pos_anchors)
+            pos_deltas = bbox_deltas[pos_idx].float()
+            gt_boxes = reg_gt_boxes[pos_idx]
+            target_deltas = self.box2box_transform.get_deltas(pos_anchors, gt_boxes)
+            pred_boxes = self._decode(pos_deltas, pos_anchors)
             # The reference regresses towards decode(encode(gt)): the GT up to the delta clamp.
-            target_deltas = self.box2box_transform.get_deltas(pos_anchors, reg_gt_boxes[pos_idx])
             target_boxes = self._decode(target_deltas, pos_anchors)
-            giou = giou_loss_per_box(pred_boxes, target_boxes)
-            loss_bbox = (giou * anchor_w).sum() / normalizer_reg
+            if self.box_reg_loss_type == "giou":
+                box_loss = giou_loss_per_box(pred_boxes, target_boxes)
+            else:
+                box_loss = smooth_l1_loss_per_box(
+                    pos_deltas, target_deltas, beta=self.smooth_l1_beta
+                )
+            box_weight, box_normalizer = anchor_w, normalizer_reg
+            if self.centerness_weighted_box_loss or self.quality_target == "centerness":
+                points = (pos_anchors[:, :2] + pos_anchors[:, 2:]) / 2
+                centerness = centerness_target(points, gt_boxes)
+            if self.centerness_weighted_box_loss:
+                # FCOS*: central positives count more; normalised by the (all-reduced) total.
+                box_weight = anchor_w * centerness
+                box_normalizer = all_reduce_mean(centerness.sum()).clamp(min=1e-6)
+            loss_bbox = (box_loss * box_weight).sum() / box_normalizer
             losses = {
                 "loss_cls": self.loss_cls_weight * loss_cls,
                 "loss_bbox": self.loss_bbox_weight * loss_bbox,
             }
             if quality is not None:
-                # Soft IoU target of the (detached) prediction: no gradient into the boxes.
-                iou_target = aligned_box_iou(pred_boxes.detach(), target_boxes)
-                bce = quality_bce_per_box(quality[pos_idx], iou_target)
-                losses["loss_iou"] = self.loss_quality_weight * (bce * anchor_w).sum() / normalizer_reg
+                if self.quality_target == "iou":
+                    # Soft IoU target of the (detached) prediction: no gradient into the boxes.
+                    target = aligned_box_iou(pred_boxes.detach(), target_boxes)
+                else:
+                    target = centerness
+                bce = quality_bce_per_box(quality[pos_idx], target)
+                name = "loss_iou" if self.quality_target == "iou" else "loss_centerness"
+                losses[name] = self.loss_quality_weight * (bce * anchor_w).sum() / normalizer_reg
 
         num_images = cls_labels.shape[0]
         stats = {
@@ -443,8 +565,8 @@ class DDOD(DenseDetector):
             anchor_idx = torch.div(keep, self.num_classes, rounding_mode="floor")
             classes = keep % self.num_classes
             boxes = self._decode(deltas_l[anchor_idx].float(), anchors_l.tensor[anchor_idx])
-            if quality is not None:
-                # DDOD ranks by cls x IoU probability, with no square root (unlike FCOS).
+            if self.test_score_mode == "cls_x_quality":
+                # DDOD ranks by cls x IoU probability, with no square root (unlike d2's FCOS).
                 scores = scores * quality[level][anchor_idx].float().sigmoid()
             boxes_all.append(boxes)
             scores_all.append(scores)
