@@ -316,10 +316,8 @@ class DDOD(DenseDetector):
         by other pipelines; a zero-area, inverted or NaN box would otherwise reach the IoU and
         GIoU terms.
         """
-        boxes = gt.gt_boxes.tensor
-        finite = torch.isfinite(boxes).all(dim=1)
-        if not finite.all():
-            gt = gt[finite]
+        # Indexing copies the fields, so clipping below never edits the caller's Instances.
+        gt = gt[torch.isfinite(gt.gt_boxes.tensor).all(dim=1)]
         gt.gt_boxes.clip(image_size)
         return gt[gt.gt_boxes.nonempty(threshold=1e-3)]
 
