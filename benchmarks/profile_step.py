@@ -51,7 +51,7 @@ from .run import TrainStep, parse_size  # noqa: E402
 PROJECT_MARK = os.sep + os.path.join("projects", "DDOD") + os.sep
 D2_MARK = os.sep + "detectron2" + os.sep
 PHASES = [
-    "step", "preprocess", "backbone", "head", "anchors", "assign:cls", "assign:reg",
+    "step", "preprocess", "backbone", "head", "anchors", "assign",
     "assigner module", "decode", "losses", "backward", "optimizer",
 ]  # fmt: skip
 OTHER = "step (other)"
@@ -107,7 +107,7 @@ class Phases:
         self._wrap_method("preprocess_image", lambda a: "preprocess")
         self._wrap_method(
             "label_anchors",
-            lambda a: "assign:cls" if a and a[0] is m.cls_assigner else "assign:reg",
+            lambda a: "assign",  # both branches' assignment (one call)
         )
         self._wrap_method("_decode", lambda a: "decode")
         self._wrap_method("losses", lambda a: "losses")
@@ -198,7 +198,7 @@ def print_phases(results, device):
         if len(names) == 2:
             line += f" {vals[0] - vals[1]:>+16.1f}"
         print(line)
-    print("  assigner module and decode lie inside assign:*; decode is also called inside losses")
+    print("  assigner module and decode lie inside assign; decode is also called inside losses")
     for n in names:
         ph = results[n]["phases"]
         print(
@@ -235,7 +235,7 @@ def print_ops(prof, steps, top, device):
             f"  {name[:42]:<42} {t * per / 1e3:>9.2f} {100 * t / total:>5.1f}% "
             f"{n * per:>6.0f}{extra}"
         )
-    for phase in ("assign:cls", "assign:reg", "losses", OTHER, "head", "backward"):
+    for phase in ("assign", "losses", OTHER, "head", "backward"):
         ops = by_phase.get(phase)
         if not ops:
             continue

@@ -19,8 +19,8 @@ random GT boxes per image, so no data loading is timed):
   at p = 0.5 so every FPN level fills its top-1000 candidates and NMS runs at full load, as with
   a trained model on COCO; a freshly initialised detector (p = 0.01) would keep no box at all.
 * assignment share: DDOD's training step at ``--share-objects`` GT per image, with the
-  assignment (``DDOD.label_anchors``: prediction decoding, both cost-ATSS calls per image and the
-  label/box targets) timed inside the same step, synchronised on CUDA.
+  assignment (``DDOD.label_anchors``: prediction decoding (once for both branches), both
+  cost-ATSS calls per image and the label/box targets) timed inside the same step, synchronised on CUDA.
 * many objects: DDOD's training step at ``--max-objects`` GT per image: time, peak memory, and
   whether it fits.
 * assigner: ``CostATSSAssigner`` (DDOD, alpha=0.8) and the plain ``ATSSAssigner`` alone, on the

@@ -338,18 +338,9 @@ class DDOD(DenseDetector):
         cls_logits, bbox_deltas = cat(cls_logits, dim=1), cat(bbox_deltas, dim=1)
         quality = cat(quality, dim=1) if quality else None
 
-        shared = self.reg_assigner is None
-        cls_labels, cls_gt_boxes = self.label_anchors(
-            self.cls_assigner, anchors, num_anchors_per_level, valid, gt_instances,
-            cls_logits, bbox_deltas, return_boxes=shared,
-        )  # fmt: skip
-        if shared:
-            reg_labels, reg_gt_boxes = cls_labels, cls_gt_boxes
-        else:
-            reg_labels, reg_gt_boxes = self.label_anchors(
-                self.reg_assigner, anchors, num_anchors_per_level, valid, gt_instances,
-                cls_logits, bbox_deltas, return_boxes=True,
-            )  # fmt: skip
+        cls_labels, reg_labels, reg_gt_boxes = self.label_anchors(
+            anchors, num_anchors_per_level, valid, gt_instances, cls_logits, bbox_deltas
+        )
         return self.losses(
             anchors, num_anchors_per_level, cls_logits, bbox_deltas, quality,
             cls_labels, reg_labels, reg_gt_boxes,
@@ -358,58 +349,80 @@ class DDOD(DenseDetector):
     @torch.no_grad()
     def label_anchors(
         self,
-        assigner: DenseAssigner,
         anchors: Tensor,
         num_anchors_per_level: List[int],
         valid: Tensor,
         gt_instances: List[Instances],
         cls_logits: Tensor,
         bbox_deltas: Tensor,
-        return_boxes: bool = False,
-    ):
-        """Run ``assigner`` on every image.
+    ) -> Tuple[Tensor, Tensor, Tensor]:
+        """Run the classification and the regression assignment on every image.
+
+        With ``reg_assigner=None`` one assignment serves both branches. Cost-based assigners see
+        the detached predictions, decoded once for both assignments.
 
         Args:
             anchors: (R, 4); valid: (N, R) bool; cls_logits: (N, R, K); bbox_deltas: (N, R, 4).
 
         Returns:
-            labels: (N, R) int64; -1 for ignored (padding) anchors, K for background, else the
-                class of the assigned ground truth.
-            matched_gt_boxes: (N, R, 4) boxes of the assigned ground truth (zeros where not
-                foreground), when ``return_boxes``; else None.
+            cls_labels, reg_labels: (N, R) int64; -1 for ignored (padding) anchors, K for
+                background, else the class of the assigned ground truth.
+            reg_gt_boxes: (N, R, 4) ground truth of the regression assignment (zeros where not
+                foreground).
         """
-        labels, matched_boxes = [], []
+        assigners = [self.cls_assigner]
+        if self.reg_assigner is not None:
+            assigners.append(self.reg_assigner)
+        pred_logits = pred_boxes = None
+        if any(a.uses_predictions for a in assigners):
+            pred_logits = cls_logits.detach()
+            pred_boxes = self._decode(bbox_deltas.detach().float(), anchors)  # (N, R, 4)
+        labels = [[] for _ in assigners]
+        gt_boxes = []
         for i, gt in enumerate(gt_instances):
-            kwargs = {}
-            if assigner.uses_predictions:
-                kwargs["pred_logits"] = cls_logits[i].detach()
-                kwargs["pred_boxes"] = self._decode(bbox_deltas[i].detach().float(), anchors)
-            result = assigner(
-                anchors,
-                num_anchors_per_level,
-                gt.gt_boxes.tensor,
-                gt.gt_classes,
-                valid_mask=valid[i],
-                **kwargs,
-            )
-            matched = result.matched_gt
-            fg = matched >= 0
-            label = torch.full_like(matched, self.num_classes)
-            label[matched < BACKGROUND] = -1
-            label[fg] = gt.gt_classes[matched[fg]]
-            labels.append(label)
-            if return_boxes:
-                boxes = anchors.new_zeros(anchors.shape)
-                boxes[fg] = gt.gt_boxes.tensor[matched[fg]].to(boxes.dtype)
-                matched_boxes.append(boxes)
-        return torch.stack(labels), (torch.stack(matched_boxes) if return_boxes else None)
+            for branch, assigner in enumerate(assigners):
+                kwargs = {}
+                if assigner.uses_predictions:
+                    kwargs = {"pred_logits": pred_logits[i], "pred_boxes": pred_boxes[i]}
+                matched = assigner(
+                    anchors,
+                    num_anchors_per_level,
+                    gt.gt_boxes.tensor,
+                    gt.gt_classes,
+                    valid_mask=valid[i],
+                    **kwargs,
+                ).matched_gt
+                labels[branch].append(self._labels_from_matches(matched, gt.gt_classes))
+            # the last assignment is the regression one (or the shared one)
+            idx = matched.clamp(min=0)
+            fg = (matched >= 0)[:, None]
+            boxes = gt.gt_boxes.tensor[idx] if len(gt) else anchors.new_zeros(anchors.shape)
+            gt_boxes.append(torch.where(fg, boxes.to(anchors.dtype), anchors.new_zeros(())))
+        cls_labels = torch.stack(labels[0])
+        reg_labels = torch.stack(labels[-1])
+        return cls_labels, reg_labels, torch.stack(gt_boxes)
+
+    def _labels_from_matches(self, matched: Tensor, gt_classes: Tensor) -> Tensor:
+        """(R,) assigner matches -> (R,) labels: -1 ignore, K background, else the GT's class.
+
+        ``torch.where`` rather than masked writes: no data-dependent shapes, so no host-device
+        synchronisation on a GPU.
+        """
+        background = torch.full_like(matched, self.num_classes)
+        if len(gt_classes):
+            label = torch.where(matched >= 0, gt_classes[matched.clamp(min=0)], background)
+        else:
+            label = background
+        return torch.where(matched < BACKGROUND, torch.full_like(matched, -1), label)
 
     def _level_factors(self, branch: str, pos: Tensor, level_ids: Tensor) -> Tensor:
         """Per-level loss factors (L,) from this batch's positives ``pos`` (N, R)."""
         num_levels = len(self.head_in_features)
         if self.level_reweighting is None:
             return torch.ones(num_levels, device=pos.device)
-        counts = torch.bincount(level_ids[pos.nonzero(as_tuple=True)[1]], minlength=num_levels)
+        # per-level sums of the per-anchor positive counts (no nonzero(): no host sync)
+        counts = torch.zeros(num_levels, dtype=torch.int64, device=pos.device)
+        counts.index_add_(0, level_ids, pos.sum(dim=0))
         return self.level_reweighting(branch, counts).to(pos.device)
 
     def losses(
