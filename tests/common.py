@@ -59,6 +59,25 @@ def tiny_ddod(num_classes=4, anchor_scale=4, **overrides):
     return DDOD(**kwargs)
 
 
+def small_yacs_cfg():
+    """A yacs config (``add_ddod_config``) for a CPU-sized DDOD: R18, 32-channel FPN and head."""
+    from detectron2.config import get_cfg
+
+    from ddod import add_ddod_config
+
+    cfg = get_cfg()
+    add_ddod_config(cfg)
+    cfg.MODEL.DEVICE = "cpu"
+    cfg.MODEL.RESNETS.DEPTH = 18
+    cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64
+    cfg.MODEL.RESNETS.STRIDE_IN_1X1 = False
+    cfg.MODEL.FPN.OUT_CHANNELS = 32
+    cfg.MODEL.DDOD.HEAD_CONV_DIMS = 32
+    cfg.MODEL.DDOD.HEAD_NUM_CONVS = 2
+    cfg.MODEL.DDOD.NUM_CLASSES = 4
+    return cfg
+
+
 def make_input(height, width, boxes, classes, seed=0):
     """A training input dict with a random image and the given XYXY boxes / classes."""
     g = torch.Generator().manual_seed(seed)

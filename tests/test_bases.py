@@ -19,7 +19,7 @@ from ddod.modeling import Box2BoxTransformLTRB, FCOSPointAssigner, MaxIoUAssigne
 from ddod.modeling.assigners import BACKGROUND, IGNORE
 from ddod.modeling.losses import centerness_target, smooth_l1_loss_per_box
 
-from .common import load_tool, make_input, paper_config
+from .common import load_tool, make_input, paper_config, small_yacs_cfg
 
 # ------------------------------------------------------------------------------------------------
 # RetinaNet's MaxIoUAssigner
@@ -227,20 +227,6 @@ def test_digits_variant_scales_object_sizes_consistently():
 # ------------------------------------------------------------------------------------------------
 # the bases through yacs
 # ------------------------------------------------------------------------------------------------
-def small_yacs_cfg():
-    cfg = get_cfg()
-    add_ddod_config(cfg)
-    cfg.MODEL.DEVICE = "cpu"
-    cfg.MODEL.RESNETS.DEPTH = 18
-    cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64
-    cfg.MODEL.RESNETS.STRIDE_IN_1X1 = False
-    cfg.MODEL.FPN.OUT_CHANNELS = 32
-    cfg.MODEL.DDOD.HEAD_CONV_DIMS = 32
-    cfg.MODEL.DDOD.HEAD_NUM_CONVS = 2
-    cfg.MODEL.DDOD.NUM_CLASSES = 4
-    return cfg
-
-
 def test_yacs_retinanet_and_fcos_bases():
     cfg = small_yacs_cfg()
     d = cfg.MODEL.DDOD

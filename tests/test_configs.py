@@ -15,6 +15,7 @@ from ddod import add_ddod_config
 from ddod.modeling import DDOD, CostATSSAssigner
 
 from .common import make_input
+from .common import small_yacs_cfg as common_small_yacs_cfg
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(
@@ -63,16 +64,7 @@ def test_ddod_r50_1x_matches_the_reference_recipe():
 
 
 def small_yacs_cfg():
-    cfg = get_cfg()
-    add_ddod_config(cfg)
-    cfg.MODEL.DEVICE = "cpu"
-    cfg.MODEL.RESNETS.DEPTH = 18
-    cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64
-    cfg.MODEL.RESNETS.STRIDE_IN_1X1 = False
-    cfg.MODEL.FPN.OUT_CHANNELS = 32
-    cfg.MODEL.DDOD.HEAD_CONV_DIMS = 32
-    cfg.MODEL.DDOD.HEAD_NUM_CONVS = 2
-    cfg.MODEL.DDOD.NUM_CLASSES = 4
+    cfg = common_small_yacs_cfg()
     cfg.MODEL.ANCHOR_GENERATOR.SIZES = [[32], [64], [128], [256], [512]]
     return cfg
 
