@@ -7,13 +7,12 @@ import pytest
 import torch
 
 import ddod  # noqa: F401
-from detectron2.config import get_cfg, instantiate
+from detectron2.config import instantiate
 from detectron2.data import DatasetCatalog
 from detectron2.modeling import build_model
 from detectron2.modeling.box_regression import Box2BoxTransformLinear
 from detectron2.utils.events import EventStorage
 
-from ddod import add_ddod_config
 from ddod.data import register_digits_dataset
 from ddod.modeling import Box2BoxTransformLTRB, FCOSPointAssigner, MaxIoUAssigner
 from ddod.modeling.assigners import BACKGROUND, IGNORE

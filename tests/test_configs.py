@@ -7,11 +7,10 @@ import pytest
 import torch
 
 import ddod  # noqa: F401
-from detectron2.config import LazyConfig, get_cfg, instantiate
+from detectron2.config import LazyConfig, instantiate
 from detectron2.modeling import build_model
 from detectron2.utils.events import EventStorage
 
-from ddod import add_ddod_config
 from ddod.modeling import DDOD, CostATSSAssigner
 
 from .common import make_input
