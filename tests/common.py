@@ -98,6 +98,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PAPER_CONFIGS = os.path.join(ROOT, "configs", "paper")
 
 
+def load_train_net():
+    """The repository's train_net.py as a module (the root is not necessarily on sys.path)."""
+    spec = importlib.util.spec_from_file_location("train_net", os.path.join(ROOT, "train_net.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @functools.lru_cache(maxsize=None)
 def load_tool(name):
     """tools/<name>.py as a module (tools/ is not a package)."""

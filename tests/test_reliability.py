@@ -8,7 +8,6 @@ naming the file, or a logged skip with ``on_bad_image="skip"``); misspelt config
 of another model; a truncated checkpoint; checkpoints killed mid-write; non-finite losses; and
 bfloat16 autocast on the CPU.
 """
-import importlib.util
 import json
 import logging
 import math
@@ -40,7 +39,7 @@ from ddod.engine import (
 )
 from ddod.modeling import ATSSAssigner, CostATSSAssigner
 
-from .common import make_input, tiny_ddod
+from .common import load_train_net, make_input, tiny_ddod
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICKSTART = os.path.join(ROOT, "configs", "quickstart", "ddod_digits_cpu.py")
@@ -343,16 +342,9 @@ def test_unreadable_images_are_skipped_when_configured(tmp_path, registered):
 # ---------------------------------------------------------------------------------------------
 # train_net.py: config keys, checkpoints, non-finite losses, mixed precision
 # ---------------------------------------------------------------------------------------------
-def _load_train_net():
-    spec = importlib.util.spec_from_file_location("train_net", os.path.join(ROOT, "train_net.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def train_net():
-    return _load_train_net()
+    return load_train_net()
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,5 @@
 """End to end through train_net.py on the built-in digits dataset: train -> checkpoint -> resume
 -> eval-only, with DDOD's level statistics carried by the checkpoints."""
-import importlib.util
 import json
 import os
 
@@ -13,15 +12,10 @@ from detectron2.engine import default_argument_parser
 
 from ddod.data import register_digits_dataset
 
+from .common import load_train_net
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "quickstart", "ddod_digits_cpu.py")
-
-
-def load_train_net():
-    spec = importlib.util.spec_from_file_location("train_net", os.path.join(ROOT, "train_net.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ Everything runs on the CPU in a few seconds: the model is a two-layer MLP shaped
 accumulates during training, standing in for DDOD's per-level statistics.
 """
 
-import importlib.util
 import json
 import math
 import os
@@ -31,21 +30,15 @@ from ddod.engine import (
     Trainer,
 )
 
+from .common import load_train_net
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IN_FEATURES = 4
 NUM_CLASSES = 3
 BATCH_SIZE = 4
 
 
-def _load_train_net():
-    # By path: the repository root is not necessarily on sys.path under pytest.
-    spec = importlib.util.spec_from_file_location("train_net", os.path.join(ROOT, "train_net.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-train_net = _load_train_net()
+train_net = load_train_net()
 
 
 # ---------------------------------------------------------------------------------------------
