@@ -3,7 +3,7 @@ which applies per-level factors and divides by the (all-reduced) number of posit
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchvision.ops import generalized_box_iou_loss, sigmoid_focal_loss
+from torchvision.ops import sigmoid_focal_loss
 
 from ...utils.comm import all_reduce_mean
 
@@ -35,13 +35,33 @@ def focal_loss_per_anchor(
         (P,) loss of each anchor.
     """
     num_classes = logits.shape[1]
-    targets = F.one_hot(labels, num_classes + 1)[:, :num_classes].to(logits.dtype)
+    # A comparison rather than F.one_hot, whose range check waits for the device; the
+    # background label K matches no column.
+    classes = torch.arange(num_classes, device=labels.device)
+    targets = (labels[:, None] == classes[None, :]).to(logits.dtype)
     return sigmoid_focal_loss(logits, targets, alpha=alpha, gamma=gamma, reduction="none").sum(1)
 
 
-def giou_loss_per_box(pred_boxes: Tensor, target_boxes: Tensor) -> Tensor:
-    """1 - GIoU of corresponding XYXY boxes: (P, 4), (P, 4) -> (P,)."""
-    return generalized_box_iou_loss(pred_boxes, target_boxes, reduction="none", eps=1e-6)
+def giou_loss_per_box(pred_boxes: Tensor, target_boxes: Tensor, eps: float = 1e-6) -> Tensor:
+    """1 - GIoU of corresponding XYXY boxes: (P, 4), (P, 4) -> (P,).
+
+    The same values and gradients as ``torchvision.ops.generalized_box_iou_loss`` (the tests
+    compare them), but the intersection is clamped at zero instead of computed under a boolean
+    mask: torchvision's masked write makes the host wait for the GPU on every call.
+    """
+    lt = torch.max(pred_boxes[:, :2], target_boxes[:, :2])
+    rb = torch.min(pred_boxes[:, 2:], target_boxes[:, 2:])
+    inter = (rb - lt).clamp(min=0).prod(dim=1)
+    area_pred = (pred_boxes[:, 2:] - pred_boxes[:, :2]).prod(dim=1)
+    area_target = (target_boxes[:, 2:] - target_boxes[:, :2]).prod(dim=1)
+    union = area_pred + area_target - inter
+    iou = inter / (union + eps)
+    # smallest enclosing box
+    enclosing = (
+        torch.max(pred_boxes[:, 2:], target_boxes[:, 2:])
+        - torch.min(pred_boxes[:, :2], target_boxes[:, :2])
+    ).prod(dim=1)
+    return 1 - iou + (enclosing - union) / (enclosing + eps)
 
 
 def smooth_l1_loss_per_box(

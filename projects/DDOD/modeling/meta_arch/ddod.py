@@ -316,10 +316,21 @@ class DDOD(DenseDetector):
         by other pipelines; a zero-area, inverted or NaN box would otherwise reach the IoU and
         GIoU terms.
         """
-        # Indexing copies the fields, so clipping below never edits the caller's Instances.
-        gt = gt[torch.isfinite(gt.gt_boxes.tensor).all(dim=1)]
-        gt.gt_boxes.clip(image_size)
-        return gt[gt.gt_boxes.nonempty(threshold=1e-3)]
+        boxes = gt.gt_boxes.tensor
+        h, w = image_size
+        # Boxes.clip() asserts finite boxes, so clip by hand (a new tensor: the caller's
+        # Instances stay as they were) and test finiteness before clipping turns an inf into
+        # the border.
+        clipped = Boxes(torch.stack([
+            boxes[:, 0].clamp(min=0, max=w), boxes[:, 1].clamp(min=0, max=h),
+            boxes[:, 2].clamp(min=0, max=w), boxes[:, 3].clamp(min=0, max=h),
+        ], dim=1))  # fmt: skip
+        keep = torch.isfinite(boxes).all(dim=1) & clipped.nonempty(threshold=1e-3)
+        # One nonzero() per image (a host-device sync on a GPU); integer indexing needs none.
+        keep_idx = keep.nonzero().squeeze(1)
+        kept = gt[keep_idx]
+        kept.gt_boxes = clipped[keep_idx]
+        return kept
 
     def forward_training(self, images: ImageList, features, predictions, gt_instances):
         gt_instances = [self._sanitize_gt(g, s) for g, s in zip(gt_instances, images.image_sizes)]
@@ -448,28 +459,31 @@ class DDOD(DenseDetector):
             target): each already normalised and weighted.
         """
         K = self.num_classes
-        level_ids = torch.repeat_interleave(
-            torch.arange(len(num_anchors_per_level), device=anchors.device),
-            torch.tensor(num_anchors_per_level, device=anchors.device),
-        )  # (R,)
+        # (R,) level of each anchor; built from Python ints (repeat_interleave with a tensor
+        # of repeats would wait for the GPU to learn the output size)
+        level_ids = torch.cat([
+            torch.full((n,), level, dtype=torch.int64, device=anchors.device)
+            for level, n in enumerate(num_anchors_per_level)
+        ])  # fmt: skip
         # Losses in fp32 whatever the autocast state: focal terms and IoUs lose too much in fp16.
         with torch.autocast(anchors.device.type, enabled=False):
             cls_logits = cls_logits.float()
             quality = quality.float() if quality is not None else None
 
-            # classification: focal loss on every valid anchor, targets of the cls assignment
+            # classification: focal loss on every valid anchor, targets of the cls assignment.
+            # Computed densely and masked by a zero weight: nearly every anchor is valid, so
+            # gathering the valid ones would copy almost all logits and cost a host sync.
             valid = cls_labels >= 0
             cls_pos = valid & (cls_labels != K)
             w_cls = self._level_factors("cls", cls_pos, level_ids)
-            valid_idx = valid.nonzero(as_tuple=True)
-            anchor_w = w_cls[level_ids[valid_idx[1]]]
+            anchor_w = torch.where(valid, w_cls[level_ids][None, :], w_cls.new_zeros(()))
             focal = focal_loss_per_anchor(
-                cls_logits[valid_idx],
-                cls_labels[valid_idx],
+                cls_logits.flatten(0, 1),
+                cls_labels.clamp(min=0).flatten(),
                 alpha=self.focal_loss_alpha,
                 gamma=self.focal_loss_gamma,
             )
-            loss_cls = (focal * anchor_w).sum() / positive_normalizer(cls_pos)
+            loss_cls = (focal * anchor_w.flatten()).sum() / positive_normalizer(cls_pos)
 
             # regression: box loss and quality-branch BCE on the positives of the reg assignment
             reg_pos = (reg_labels >= 0) & (reg_labels != K)
@@ -513,16 +527,19 @@ class DDOD(DenseDetector):
                 name = "loss_iou" if self.quality_target == "iou" else "loss_centerness"
                 losses[name] = self.loss_quality_weight * (bce * anchor_w).sum() / normalizer_reg
 
-        num_images = cls_labels.shape[0]
-        stats = {
-            "num_pos_cls": cls_pos.sum().item() / num_images,
-            "num_pos_reg": reg_pos.sum().item() / num_images,
-        }
-        for level, name in enumerate(self.head_in_features):
-            stats[f"level_weight/cls_{name}"] = w_cls[level].item()
-            stats[f"level_weight/reg_{name}"] = w_reg[level].item()
-        _put_scalars(**stats)
+        self._log_assignment_stats(cls_pos, reg_pos, w_cls, w_reg)
         return losses
+
+    def _log_assignment_stats(self, cls_pos: Tensor, reg_pos: Tensor, w_cls: Tensor, w_reg: Tensor):
+        """Positives per image and level factors to the event storage: one device-to-host copy
+        for all of them (per-value ``.item()`` calls would each wait for the GPU)."""
+        num_images = cls_pos.shape[0]
+        num_pos = torch.stack([cls_pos.sum(), reg_pos.sum()]).float() / num_images
+        values = torch.cat([num_pos, w_cls.float(), w_reg.float()]).tolist()
+        names = ["num_pos_cls", "num_pos_reg"]
+        names += [f"level_weight/cls_{name}" for name in self.head_in_features]
+        names += [f"level_weight/reg_{name}" for name in self.head_in_features]
+        _put_scalars(**dict(zip(names, values)))
 
     # ------------------------------------------------------------------------------------------
     # inference
