@@ -1,4 +1,4 @@
-from typing import List, NamedTuple, Optional
+from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -28,9 +28,16 @@ class DenseAssigner(nn.Module):
 
     Subclasses implement :meth:`assign` for one image. Cost-based assigners (DDOD) also use the
     detached predictions; ``uses_predictions`` tells the detector whether to decode them.
+
+    Two optional inputs only some assigners take, so that a detector can pass them to any
+    assigner: ``grid_sizes`` is a hint (assigners with ``takes_grid_sizes`` may use it to go
+    faster, the others ignore it); ``candidates`` are precomputed ATSS candidates and only
+    assigners with ``takes_candidates`` accept them.
     """
 
     uses_predictions: bool = False
+    takes_grid_sizes: bool = False
+    takes_candidates: bool = False
 
     @torch.no_grad()
     def forward(
@@ -43,6 +50,8 @@ class DenseAssigner(nn.Module):
         valid_mask: Optional[Tensor] = None,
         pred_logits: Optional[Tensor] = None,
         pred_boxes: Optional[Tensor] = None,
+        grid_sizes: Optional[Sequence[Tuple[int, int]]] = None,
+        candidates: Optional[Tuple[Tensor, Tensor]] = None,
     ) -> AssignResult:
         """
         Args:
@@ -52,6 +61,11 @@ class DenseAssigner(nn.Module):
             valid_mask: (R,) bool, False for anchors that take no part (padding anchors).
             pred_logits: (R, K) classification logits (cost-based assigners only).
             pred_boxes: (R, 4) XYXY decoded predicted boxes (cost-based assigners only).
+            grid_sizes: (H, W) of each level's feature map, when the anchors are one per location
+                in detectron2's order; lets grid-aware assigners skip dense distance blocks.
+            candidates: (cand_idx, cand_ok), both (M, C), from ``select_candidates`` of an
+                assigner for which ``same_candidates_as`` holds, on the same anchors, GTs and
+                valid mask: reuses them instead of selecting again.
         """
         if sum(num_anchors_per_level) != anchors.shape[0]:
             raise ValueError(
@@ -60,6 +74,13 @@ class DenseAssigner(nn.Module):
             )
         if self.uses_predictions and (pred_logits is None or pred_boxes is None):
             raise ValueError(f"{type(self).__name__} needs pred_logits and pred_boxes.")
+        extra = {}
+        if grid_sizes is not None and self.takes_grid_sizes:
+            extra["grid_sizes"] = grid_sizes
+        if candidates is not None:
+            if not self.takes_candidates:
+                raise ValueError(f"{type(self).__name__} does not take precomputed candidates.")
+            extra["candidates"] = candidates
         # Assignment decides integer targets only; do it in fp32 whatever the autocast state.
         with torch.autocast(anchors.device.type, enabled=False):
             result = self.assign(
@@ -70,9 +91,11 @@ class DenseAssigner(nn.Module):
                 valid_mask=valid_mask,
                 pred_logits=None if pred_logits is None else pred_logits.float(),
                 pred_boxes=None if pred_boxes is None else pred_boxes.float(),
+                **extra,
             )
         if valid_mask is not None:
-            result.matched_gt[~valid_mask] = IGNORE
+            # torch.where, not a masked write: no host-device synchronisation on a GPU.
+            result = result._replace(matched_gt=torch.where(valid_mask, result.matched_gt, IGNORE))
         return result
 
     def assign(self, anchors, num_anchors_per_level, gt_boxes, gt_classes, **kwargs):
