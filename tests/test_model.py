@@ -168,6 +168,43 @@ def test_separate_and_shared_assignment_on_a_real_forward():
     assert len(calls) == 1  # one assignment serves both branches
 
 
+def test_shared_grid_candidates_give_the_labels_of_separate_dense_selection():
+    """label_anchors selects candidates once on the grid and shares them between DDOD's two
+    assigners; the labels must equal two independent dense selections."""
+    torch.manual_seed(0)
+    model = tiny_ddod()
+    with torch.no_grad():
+        model.head.bbox_pred.bias.normal_(0, 0.5)
+        model.head.cls_score.bias.normal_(-2, 2)
+    batch = [
+        make_input(256, 256, [MMD_BOX, [150, 150, 250, 240], [0, 0, 40, 30]], [2, 1, 0]),
+        make_input(200, 160, [[10, 20, 150, 190], [100, 100, 160, 200]], [1, 3]),
+    ]
+    captured = {}
+    original = model.label_anchors
+
+    def capture(*args, **kwargs):
+        captured["args"], captured["kwargs"] = args, kwargs
+        return original(*args, **kwargs)
+
+    model.label_anchors = capture
+    train_losses(model, batch)
+    assert captured["kwargs"]["grid_sizes"] is not None
+
+    calls = []
+    select = model.cls_assigner.select_candidates
+    model.cls_assigner.select_candidates = lambda *a, **k: calls.append(k) or select(*a, **k)
+    fast = original(*captured["args"], **captured["kwargs"])
+    assert len(calls) == 2  # once per image, not once per assigner
+    assert model.cls_assigner.same_candidates_as(model.reg_assigner)
+    # no grid sizes (dense distances) and no sharing: each assigner selects its own
+    model.cls_assigner.same_candidates_as = lambda other: False
+    dense = original(*captured["args"])
+    assert (fast[0] < model.num_classes).sum() > 0
+    for a, b in zip(fast, dense):
+        assert torch.equal(a, b)
+
+
 def test_valid_anchor_mask_hand_checked():
     # canvas 128x128 at stride 32 -> 4x4 grid; image 100x60 padded to 128x64 -> 4 rows x 2 cols
     mask = valid_anchor_mask([(4, 4)], [32], 1, [(100, 60), (128, 128)], 32)

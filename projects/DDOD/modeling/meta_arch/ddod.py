@@ -350,8 +350,9 @@ class DDOD(DenseDetector):
         quality = cat(quality, dim=1) if quality else None
 
         cls_labels, reg_labels, reg_gt_boxes = self.label_anchors(
-            anchors, num_anchors_per_level, valid, gt_instances, cls_logits, bbox_deltas
-        )
+            anchors, num_anchors_per_level, valid, gt_instances, cls_logits, bbox_deltas,
+            grid_sizes=[tuple(f.shape[-2:]) for f in features],
+        )  # fmt: skip
         return self.losses(
             anchors, num_anchors_per_level, cls_logits, bbox_deltas, quality,
             cls_labels, reg_labels, reg_gt_boxes,
@@ -366,14 +367,19 @@ class DDOD(DenseDetector):
         gt_instances: List[Instances],
         cls_logits: Tensor,
         bbox_deltas: Tensor,
+        grid_sizes: Optional[List[Tuple[int, int]]] = None,
     ) -> Tuple[Tensor, Tensor, Tensor]:
         """Run the classification and the regression assignment on every image.
 
         With ``reg_assigner=None`` one assignment serves both branches. Cost-based assigners see
-        the detached predictions, decoded once for both assignments.
+        the detached predictions, decoded once for both assignments. When both assigners pick
+        the same geometric candidates (DDOD's two cost-ATSS assigners differ only in alpha),
+        the candidates are selected once per image and shared.
 
         Args:
             anchors: (R, 4); valid: (N, R) bool; cls_logits: (N, R, K); bbox_deltas: (N, R, 4).
+            grid_sizes: (H, W) of each level's feature map; lets grid-aware assigners select
+                candidates without a dense (GTs x anchors) distance block.
 
         Returns:
             cls_labels, reg_labels: (N, R) int64; -1 for ignored (padding) anchors, K for
@@ -388,9 +394,18 @@ class DDOD(DenseDetector):
         if any(a.uses_predictions for a in assigners):
             pred_logits = cls_logits.detach()
             pred_boxes = self._decode(bbox_deltas.detach().float(), anchors)  # (N, R, 4)
+        share_candidates = len(assigners) == 2 and (
+            assigners[0].takes_candidates and assigners[0].same_candidates_as(assigners[1])
+        )
         labels = [[] for _ in assigners]
         gt_boxes = []
         for i, gt in enumerate(gt_instances):
+            candidates = None
+            if share_candidates:
+                candidates = assigners[0].select_candidates(
+                    anchors, num_anchors_per_level, gt.gt_boxes.tensor, valid[i],
+                    grid_sizes=grid_sizes,
+                )  # fmt: skip
             for branch, assigner in enumerate(assigners):
                 kwargs = {}
                 if assigner.uses_predictions:
@@ -401,6 +416,8 @@ class DDOD(DenseDetector):
                     gt.gt_boxes.tensor,
                     gt.gt_classes,
                     valid_mask=valid[i],
+                    grid_sizes=grid_sizes,
+                    candidates=candidates,
                     **kwargs,
                 ).matched_gt
                 labels[branch].append(self._labels_from_matches(matched, gt.gt_classes))
