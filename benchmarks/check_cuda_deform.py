@@ -1,13 +1,13 @@
 """Check that DDOD's deformable head computes the same thing on CUDA as on the CPU.
 
-On the CPU, ``DeformConvNormAct`` runs ``deform_conv2d_grid_sample`` (grid_sample + matmul); on
+On the CPU, ``DeformConvNormAct`` runs ``deform_conv2d_cpu`` (an embedding_bag gather + a GEMM); on
 CUDA it runs torchvision's ``deform_conv2d`` kernel. This script runs one head (and one bare
 deformable conv) on both, with the same weights, inputs and output gradients, and compares
 forward outputs and the gradients of every parameter and input.
 
     python -m benchmarks.check_cuda_deform                 # CPU vs CUDA (needs a GPU)
     python -m benchmarks.check_cuda_deform --target cpu-torchvision --channels 32
-        # CPU grid_sample vs torchvision's CPU kernel: exercises this script without a GPU
+        # our CPU op vs torchvision's CPU kernel: exercises this script without a GPU
 
 The offset convs, zero-initialised in the model, get random weights here, so the sampling
 points are fractional, several pixels away, and partly outside the feature map (at integer
@@ -33,7 +33,7 @@ import ddod  # noqa: E402,F401
 from detectron2.layers import ShapeSpec  # noqa: E402
 
 from ddod.modeling import DDODHead  # noqa: E402
-from ddod.modeling.layers.deform_conv import deform_conv2d_grid_sample  # noqa: E402
+from ddod.modeling.layers.deform_conv import deform_conv2d_cpu  # noqa: E402
 from ddod.modeling.layers.tower import DeformConvNormAct  # noqa: E402
 
 
@@ -103,7 +103,7 @@ def run_head(head, features, grads, device, *, autocast: bool, torchvision_op: b
 
 
 def check_single_op(device_ref, device_tgt, torchvision_op, seed=0):
-    """One deformable conv with large offsets: grid_sample on the reference device vs the target."""
+    """One deformable conv with large offsets: our CPU op on the reference device vs the target."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(2, 16, 13, 17, generator=g)
     offset = torch.randn(2, 18, 13, 17, generator=g) * 3.0 + 0.3
@@ -116,7 +116,7 @@ def check_single_op(device_ref, device_tgt, torchvision_op, seed=0):
         if use_tv:
             out = deform_conv2d(ts[0], ts[1], ts[2], ts[3], padding=1)
         else:
-            out = deform_conv2d_grid_sample(ts[0], ts[1], ts[2], ts[3], padding=1)
+            out = deform_conv2d_cpu(ts[0], ts[1], ts[2], ts[3], padding=1)
         (out * grad_out.to(device)).sum().backward()
         return {"op/out": out, "op/grad_x": ts[0].grad, "op/grad_offset": ts[1].grad,
                 "op/grad_weight": ts[2].grad, "op/grad_bias": ts[3].grad}  # fmt: skip
@@ -161,7 +161,7 @@ def main(argv=None) -> int:
         checks.append(("fp16 autocast", True, args.amp_tol))
 
     op = " (torchvision deform_conv2d)" if target.type == "cuda" or torchvision_op else ""
-    print(f"reference: CPU (grid_sample deformable conv); target: {args.target}{op}")
+    print(f"reference: CPU (our deformable conv); target: {args.target}{op}")
     if target.type == "cuda":
         print(f"GPU: {torch.cuda.get_device_name(target)}, torch {torch.__version__}")
     print(f"head: {args.channels} channels, 4 convs per tower, GN, batch {args.batch}, P3 {h}x{w}")

@@ -70,7 +70,7 @@ def test_cuda_deform_check_runs():
 
     if not torch.cuda.is_available():
         assert check_cuda_deform.main([]) == 0  # exits cleanly, with a message
-    # the comparison machinery itself, on the CPU: grid_sample path vs torchvision's CPU kernel
+    # the comparison machinery itself, on the CPU: our CPU op vs torchvision's CPU kernel
     args = ["--target", "cpu-torchvision", "--channels", "32", "--size", "16x24"]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -12,7 +12,7 @@ from torchvision.ops import DeformConv2d
 
 from detectron2.layers import get_norm
 
-from .deform_conv import deform_conv2d_grid_sample
+from .deform_conv import deform_conv2d_cpu
 
 
 def _norm(norm: str, channels: int) -> Optional[nn.Module]:
@@ -40,11 +40,14 @@ class DeformConvNormAct(nn.Module):
     """3x3 deformable conv (DCNv1: offsets, no modulation mask) -> norm -> ReLU.
 
     Offsets come from their own 3x3 conv (18 = 2 x 3 x 3 channels) that is zero-initialised, so
-    at the start of training the block equals a plain conv. torchvision's op is used because it
-    has CPU and CUDA kernels with backward, and is registered for autocast (it runs in fp32).
-    torchvision lays offsets out as (dy, dx) per kernel tap, as mmcv does. On the CPU the same
-    function is computed by :func:`deform_conv2d_grid_sample`, whose backward is much faster
-    than torchvision's CPU kernel.
+    at the start of training the block equals a plain conv. On CUDA torchvision's op runs: it
+    has a backward and is registered for autocast (it runs in fp32). torchvision lays offsets
+    out as (dy, dx) per kernel tap, as mmcv does. On the CPU the same function is computed by
+    :func:`deform_conv2d_cpu`, much faster than torchvision's CPU kernel; under CPU autocast its
+    GEMM runs in the autocast dtype and it returns that dtype, as the plain convs of the tower
+    do, so the norm after it sees the same dtype in every block.
+
+    Input (N, Cin, H, W) -> output (N, Cout, H, W).
     """
 
     def __init__(self, in_channels: int, out_channels: int, *, norm: str = "GN"):
@@ -58,12 +61,7 @@ class DeformConvNormAct(nn.Module):
     def forward(self, x):
         offset = self.conv_offset(x)
         if x.device.type == "cpu":
-            with torch.autocast("cpu", enabled=False):
-                x = deform_conv2d_grid_sample(
-                    x.float(), offset.float(), self.conv.weight.float(),
-                    None if self.conv.bias is None else self.conv.bias.float(),
-                    padding=1,
-                )  # fmt: skip
+            x = deform_conv2d_cpu(x, offset, self.conv.weight, self.conv.bias, padding=1)
         else:
             x = self.conv(x, offset)
         if self.norm is not None:
