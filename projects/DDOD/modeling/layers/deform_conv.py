@@ -20,7 +20,10 @@ the tests check forward and gradients against torchvision in float64) from vecto
 3. The kernel is applied as a 1x1 convolution over that matrix viewed as a channels-last image,
    so oneDNN runs the GEMM (forward and weight gradient; the columns' gradient is a torch.mm
    written over the recomputed columns). Under CPU autocast the GEMMs run in the autocast
-   dtype, while the coordinate math, the bilinear weights and the gather stay in fp32.
+   dtype, while the coordinate math and the bilinear weights stay in fp32. The gather is fp32
+   when a gradient is needed (its backward accumulates into the table) and in the autocast
+   dtype otherwise: at inference that halves its memory traffic (bf16 forward 37.3 -> 31.6 ms
+   on the pyramid below, error vs fp64 0.39% of the largest output instead of 0.3%).
 
 The column matrix is 9x the size of the input, so it is processed in chunks of pixel rows and
 never materialised whole; the backward recomputes each chunk instead of saving it. Two
@@ -157,7 +160,9 @@ def _gather(table: Tensor, idx: Tensor, weights: Tensor) -> Tensor:
     """(B, C) = sum_j weights[:, j] * table[idx[:, j]]; idx, weights (B, 4)."""
     # Detached: on a table that requires grad, embedding_bag takes its training path (it also
     # builds the backward's index maps), measured 2-4x slower than the forward-only kernel.
-    return F.embedding_bag(idx, table.detach(), per_sample_weights=weights.detach(), mode="sum")
+    return F.embedding_bag(
+        idx, table.detach(), per_sample_weights=weights.detach().to(table.dtype), mode="sum"
+    )
 
 
 def _gather_backward(
@@ -301,7 +306,8 @@ def deform_conv2d_cpu(
     ``torchvision.ops.deform_conv2d(x, offset, weight, bias, padding=padding)``.
 
     Under CPU autocast the GEMM runs in the autocast dtype and so does the result (what a plain
-    conv returns there); the sampling coordinates, bilinear weights and gathered values are fp32.
+    conv returns there); the sampling coordinates and bilinear weights are fp32, and so are the
+    gathered values when autograd needs them (else they are in the autocast dtype).
     Otherwise everything runs in x's dtype (fp32 or fp64).
 
     Args:
@@ -323,7 +329,10 @@ def deform_conv2d_cpu(
     gemm_dtype = torch.get_autocast_dtype(device_type) if autocast else compute
     with torch.autocast(device_type, enabled=False):
         idx, frac = _bilinear_taps(offset.to(compute), h, w, kh, kw, padding)
-        table = _padded_table(x, compute)
+        needs_grad = torch.is_grad_enabled() and (
+            x.requires_grad or offset.requires_grad or weight.requires_grad
+        )
+        table = _padded_table(x, gemm_dtype if autocast and not needs_grad else compute)
         rows = _kernel_rows(weight, gemm_dtype if autocast else weight.dtype)
         chunk_rows = max(1, _CHUNK_BYTES // (k * c * 4))
         out = _GatherProject.apply(table, frac, rows, idx, k, gemm_dtype, chunk_rows)
