@@ -70,6 +70,11 @@ def aligned_box_iou(boxes1: Tensor, boxes2: Tensor, eps: float = 1e-6) -> Tensor
 # ------------------------------------------------------------------------------------------------
 # candidate selection
 # ------------------------------------------------------------------------------------------------
+def _level_starts(num_anchors_per_level: List[int]) -> List[int]:
+    """Index of the first anchor of each level."""
+    return [sum(num_anchors_per_level[:i]) for i in range(len(num_anchors_per_level))]
+
+
 def _dense_candidates(
     anchors: Tensor,
     gt_ctr: Tensor,
@@ -82,7 +87,7 @@ def _dense_candidates(
     Any anchor layout. anchors: (R, 4); gt_ctr: (M, 2), M > 0. Returns (M, C) twice.
     """
     anchor_ctr = _centers(anchors)
-    level_starts = [sum(num_anchors_per_level[:i]) for i in range(len(num_anchors_per_level))]
+    level_starts = _level_starts(num_anchors_per_level)
     # GTs are processed in chunks so that the (GTs x level anchors) distance block stays
     # bounded, however many objects an image has.
     chunk = max(1, _MAX_DISTANCE_BLOCK // max(max(num_anchors_per_level), 1))
@@ -209,7 +214,7 @@ def _grid_candidates(
     at the bottom and right), as ``valid_anchor_mask`` makes them.
     """
     per_level, num_levels = num_anchors_per_level, len(grid_sizes)
-    level_starts = [sum(per_level[:i]) for i in range(num_levels)]
+    level_starts = _level_starts(per_level)
     heights, widths = [h for h, _ in grid_sizes], [w for _, w in grid_sizes]
     pair_rows, pair_cols = _rank_pairs(topk)
     # The dense path takes min(k, n) per level: the surplus (inf) columns of tiny levels go.

@@ -101,6 +101,11 @@ class DenseAssigner(nn.Module):
     def assign(self, anchors, num_anchors_per_level, gt_boxes, gt_classes, **kwargs):
         raise NotImplementedError
 
+    def same_candidates_as(self, other: "DenseAssigner") -> bool:
+        """Whether one ``select_candidates`` can serve both this assigner and ``other``.
+        No, unless a candidate-based assigner says otherwise."""
+        return False
+
     @staticmethod
     def empty_result(num_anchors: int, device) -> AssignResult:
         return AssignResult(

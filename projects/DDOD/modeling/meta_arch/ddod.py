@@ -394,9 +394,7 @@ class DDOD(DenseDetector):
         if any(a.uses_predictions for a in assigners):
             pred_logits = cls_logits.detach()
             pred_boxes = self._decode(bbox_deltas.detach().float(), anchors)  # (N, R, 4)
-        share_candidates = len(assigners) == 2 and (
-            assigners[0].takes_candidates and assigners[0].same_candidates_as(assigners[1])
-        )
+        share_candidates = len(assigners) == 2 and assigners[0].same_candidates_as(assigners[1])
         labels = [[] for _ in assigners]
         gt_boxes = []
         for i, gt in enumerate(gt_instances):
