@@ -512,6 +512,8 @@ def test_bfloat16_autocast_on_cpu_keeps_assignment_and_losses_in_fp32(
     monkeypatch.setattr(DDODHead, "forward", spy_head)
     monkeypatch.setattr(ATSSAssigner, "assign", spy_assign)
     monkeypatch.setattr(DDOD, "losses", spy_losses)
+    # bf16 even where the CPU would fall back to fp32 (ddod.utils.cpu): the dtypes are the point.
+    monkeypatch.setenv("DDOD_CPU_BF16", "1")
     out = str(tmp_path / "amp")
     run_train_net(train_net, out, tiny_split, "train.max_iter=3", "train.amp.enabled=True",
                   "train.device=cpu")  # fmt: skip

@@ -454,9 +454,14 @@ class TestTrainer(unittest.TestCase):
         assert_same_state(self, self.ref_final, model.state_dict())
 
     def test_bf16_autocast_on_cpu(self):
+        from unittest import mock
+
         cfg = make_cfg(self.tmpdir("out"), max_iter=2)
         cfg.train.amp.enabled = True
-        trainer = Trainer(cfg)
+        # Forced: on a CPU without native bf16 the trainer would fall back to fp32
+        # (tests/test_cpu_precision.py); this test is about the bf16 loop itself.
+        with mock.patch.dict(os.environ, {"DDOD_CPU_BF16": "1"}):
+            trainer = Trainer(cfg)
         self.assertIsInstance(trainer._trainer, CPUAutocastTrainer)
         trainer.train()
         self.assertEqual(trainer.model.autocast_dtype_seen, torch.bfloat16)

@@ -61,6 +61,7 @@ from detectron2.utils.file_io import PathManager
 from detectron2.utils.logger import setup_logger
 from detectron2.utils.registry import locate
 
+from ..utils import cpu as cpu_precision
 from .checkpoint import DetectionCheckpointer
 
 __all__ = [
@@ -505,8 +506,10 @@ class Trainer(TrainerBase):
         """The inner loop that runs one iteration: SimpleTrainer, or a mixed-precision one.
 
         With ``train.amp.enabled``: detectron2's :class:`AMPTrainer` (float16 + grad scaler) for
-        a CUDA model, :class:`CPUAutocastTrainer` (bfloat16) for a CPU model. All three stop
-        with a ``FloatingPointError`` naming the loss when a loss is not finite.
+        a CUDA model, :class:`CPUAutocastTrainer` (bfloat16) for a CPU model whose CPU runs
+        bfloat16 natively, else float32 with one warning (emulated bfloat16 is up to 100x slower,
+        see :mod:`ddod.utils.cpu`). All of them stop with a ``FloatingPointError`` naming the
+        loss when a loss is not finite.
         """
         if not _select(cfg, "train.amp.enabled", default=False):
             return _SimpleTrainer(model, data_loader, optimizer)
@@ -514,8 +517,11 @@ class Trainer(TrainerBase):
         if device.type == "cuda":
             return _AMPTrainer(model, data_loader, optimizer, grad_scaler=_cuda_grad_scaler())
         if device.type == "cpu":
-            logger.info("train.amp.enabled on a CPU: training under bfloat16 autocast.")
-            return CPUAutocastTrainer(model, data_loader, optimizer)
+            dtype = cpu_precision.cpu_autocast_dtype("train.amp.enabled")
+            if dtype is None:  # not native here: cpu_autocast_dtype warned and said why
+                return _SimpleTrainer(model, data_loader, optimizer)
+            logger.info(f"train.amp.enabled on a CPU: training under {dtype} autocast.")
+            return CPUAutocastTrainer(model, data_loader, optimizer, dtype=dtype)
         raise ValueError(f"train.amp.enabled=True is not supported for a model on {device}.")
 
     @classmethod
