@@ -7,7 +7,7 @@ from . import compat
 
 compat.apply()  # must run before any detectron2 submodule is imported
 
-from .config import add_ddod_config  # noqa: E402
+from .config import add_ddod_config, add_vfnet_config  # noqa: E402
 from .modeling import *  # noqa: E402,F401,F403
 from . import data as _data  # noqa: E402,F401  (registers the built-in datasets)
 

@@ -20,8 +20,15 @@ the same keys; e.g. RetinaNet (configs/common/models/retinanet.py)::
 
 and FCOS*: ASSIGNER "fcos", BOX_CODER "ltrb", QUALITY_TARGET "centerness",
 CENTERNESS_WEIGHTED_BOX_LOSS True, anchor sizes = strides with OFFSET 0.5.
+
+Varifocal loss on any of them: CLS_LOSS "varifocal" (VFL_ALPHA, VFL_GAMMA, VFL_IOU_WEIGHTED).
+VarifocalNet (configs/common/models/vfnet.py): ``add_vfnet_config(cfg)`` sets the keys below
+to its composition (HEAD_NAME "VFNetHead" with MODEL.VFNET.*, plain ATSS, VFL, IoU-weighted
+GIoU on the initial and the refined box, BOX_CODER "ltrb_pixels", no re-weighting).
 """
 from detectron2.config import CfgNode as CN
+
+__all__ = ["add_ddod_config", "add_vfnet_config"]
 
 
 def add_ddod_config(cfg):
@@ -39,6 +46,8 @@ def add_ddod_config(cfg):
     cfg.MODEL.DDOD = d = CN()
     d.NUM_CLASSES = 80
     d.IN_FEATURES = ["p3", "p4", "p5", "p6", "p7"]
+    # ReLU between P6 and the P7 conv (FCOS/VFNet necks); DDOD/ATSS have none.
+    d.RELU_BEFORE_P7 = False
     d.HEAD_NAME = "DDODHead"
     d.HEAD_CONV_DIMS = 256
     d.HEAD_NUM_CONVS = 4
@@ -51,7 +60,8 @@ def add_ddod_config(cfg):
     d.HEAD_BBOX_BIAS_INIT = 0.0
     # What the quality branch learns: "iou", "centerness" or "none" (no branch).
     d.QUALITY_TARGET = "iou"
-    # Box coder: "delta_xywh" (Box2BoxTransform with BBOX_REG_WEIGHTS) or "ltrb" (FCOS).
+    # Box coder: "delta_xywh" (Box2BoxTransform with BBOX_REG_WEIGHTS), "ltrb" (FCOS, in
+    # anchor sizes) or "ltrb_pixels" (VFNet: l, t, r, b in pixels).
     d.BOX_CODER = "delta_xywh"
     d.BBOX_REG_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
     # Assignment: "cost_atss" (DDOD), "atss", "max_iou" (RetinaNet) or "fcos" (FCOS*).
@@ -88,9 +98,50 @@ def add_ddod_config(cfg):
     d.BOX_REG_LOSS_TYPE = "giou"
     d.SMOOTH_L1_BETA = 0.0
     d.CENTERNESS_WEIGHTED_BOX_LOSS = False
+    # VFNet's box weighting: each box's loss times its (detached) IoU, normalised by their sum.
+    d.IOU_WEIGHTED_BOX_LOSS = False
+    # Weight of the initial box's loss, for heads that refine their boxes (VFNetHead).
+    d.LOSS_INIT_BBOX_WEIGHT = 1.5
+    # Classification loss: "focal" (FOCAL_LOSS_*) or "varifocal" (VFL_*; IoU-aware targets).
+    d.CLS_LOSS = "focal"
+    d.VFL_ALPHA = 0.75
+    d.VFL_GAMMA = 2.0
+    d.VFL_IOU_WEIGHTED = True
     # Inference. SCORE_MODE: "cls_x_quality" or "cls".
     d.SCORE_MODE_TEST = "cls_x_quality"
     d.SCORE_THRESH_TEST = 0.05
     d.TOPK_CANDIDATES_TEST = 1000
     d.NMS_THRESH_TEST = 0.6
+
+    # VFNetHead (HEAD_NAME "VFNetHead"); its towers use HEAD_CONV_DIMS/HEAD_NUM_CONVS/HEAD_NORM.
+    cfg.MODEL.VFNET = v = CN()
+    # per-level multiplier of the exp'd distances; [] = the strides
+    v.REG_DENOMS = [64, 128, 256, 512, 1024]
+    v.STAR_DCN = True
+    v.REFINE = True
+    v.GRADIENT_MUL = 0.1
+    return cfg
+
+
+def add_vfnet_config(cfg):
+    """``add_ddod_config`` with VarifocalNet's composition (configs/common/models/vfnet.py):
+    VFNetHead (3 convs per tower, star DCN, refinement), one plain ATSS assignment, varifocal
+    loss, GIoU x 1.5 (initial box) and x 2.0 (refined box) weighted by their IoUs, scores =
+    sigmoid(cls), no level re-weighting. Anchors/backbone as DDOD's (8 x stride, offset 0)."""
+    add_ddod_config(cfg)
+    d = cfg.MODEL.DDOD
+    d.HEAD_NAME = "VFNetHead"
+    d.HEAD_NUM_CONVS = 3
+    d.ASSIGNER = "atss"
+    d.SEPARATE_ASSIGNMENT = False
+    d.LEVEL_REWEIGHTING = False
+    d.QUALITY_TARGET = "none"
+    d.BOX_CODER = "ltrb_pixels"
+    d.CLS_LOSS = "varifocal"
+    d.IOU_WEIGHTED_BOX_LOSS = True
+    d.LOSS_BBOX_WEIGHT = 2.0
+    d.LOSS_INIT_BBOX_WEIGHT = 1.5
+    d.SCORE_MODE_TEST = "cls"
+    # mmdet's FPN for VFNet: P6 from P5 with a ReLU before P7 (see LastLevelP6P7FromP5)
+    d.RELU_BEFORE_P7 = True
     return cfg

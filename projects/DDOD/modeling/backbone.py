@@ -81,6 +81,11 @@ def build_ddod_resnet_fpn_backbone(cfg, input_shape: ShapeSpec):
         in_features=cfg.MODEL.FPN.IN_FEATURES,
         out_channels=out_channels,
         norm=cfg.MODEL.FPN.NORM,
-        top_block=LastLevelP6P7FromP5(out_channels, out_channels),
+        top_block=LastLevelP6P7FromP5(
+            out_channels,
+            out_channels,
+            # FCOS/VFNet necks apply a ReLU before P7; DDOD/ATSS do not (the default)
+            relu_before_p7=cfg.MODEL.DDOD.get("RELU_BEFORE_P7", False),
+        ),
         fuse_type=cfg.MODEL.FPN.FUSE_TYPE,
     )

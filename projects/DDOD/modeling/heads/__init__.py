@@ -1,4 +1,5 @@
 from .build import DENSE_HEAD_REGISTRY, build_dense_head
 from .ddod_head import DDODHead
+from .vfnet_head import VFNetHead
 
-__all__ = ["DENSE_HEAD_REGISTRY", "build_dense_head", "DDODHead"]
+__all__ = ["DENSE_HEAD_REGISTRY", "build_dense_head", "DDODHead", "VFNetHead"]

@@ -5,6 +5,12 @@ DENSE_HEAD_REGISTRY.__doc__ = """
 Registry for dense detection heads (detectron2 has none). A registered head is called as
 ``cls(cfg, input_shape)`` through ``@configurable``, where ``input_shape`` is the list of
 ``ShapeSpec`` of the FPN levels it runs on.
+
+Output contract (read by the meta-architecture, meta_arch/ddod.py), per-level lists:
+``(cls_logits, bbox_deltas, quality_logits[, init_bbox_deltas])``; ``bbox_deltas`` is the box
+that is scored and returned, ``quality_logits`` is [] without a quality branch, and the optional
+fourth list is the initial box of a head that refines its boxes (VFNetHead), trained by its own
+box loss. ``num_anchors`` (default 1) and ``quality`` (None when absent) are read too.
 """
 
 

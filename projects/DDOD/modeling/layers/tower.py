@@ -36,6 +36,15 @@ class ConvNormAct(nn.Module):
         return torch.relu(x)
 
 
+def apply_deform_conv(conv: DeformConv2d, x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    """Run torchvision's ``DeformConv2d`` module ``conv`` (stride 1) on ``x`` with ``offset``
+    (N, 2*kh*kw, H, W), (dy, dx) per tap: torchvision's op on CUDA, :func:`deform_conv2d_cpu`
+    (the same function, much faster) on the CPU."""
+    if x.device.type == "cpu":
+        return deform_conv2d_cpu(x, offset, conv.weight, conv.bias, padding=conv.padding[0])
+    return conv(x, offset)
+
+
 class DeformConvNormAct(nn.Module):
     """3x3 deformable conv (DCNv1: offsets, no modulation mask) -> norm -> ReLU.
 
@@ -59,11 +68,7 @@ class DeformConvNormAct(nn.Module):
         nn.init.zeros_(self.conv_offset.bias)
 
     def forward(self, x):
-        offset = self.conv_offset(x)
-        if x.device.type == "cpu":
-            x = deform_conv2d_cpu(x, offset, self.conv.weight, self.conv.bias, padding=1)
-        else:
-            x = self.conv(x, offset)
+        x = apply_deform_conv(self.conv, x, self.conv_offset(x))
         if self.norm is not None:
             x = self.norm(x)
         return torch.relu(x)

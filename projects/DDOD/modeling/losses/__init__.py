@@ -1,4 +1,12 @@
-"""Loss terms and DDOD's FPN level re-weighting (level_reweighting.py)."""
+"""Loss parts. Where things are:
+
+* ``focal_loss.py``        ``FocalLoss``: the classification loss of every base (default)
+* ``varifocal_loss.py``    ``VarifocalLoss``: VarifocalNet's IoU-aware classification loss,
+                           usable on every base in place of focal loss
+* ``box_losses.py``        the box term with its weighting (none, centerness, IoU)
+* ``dense_losses.py``      per-anchor primitives (focal, GIoU, L1, BCE, centerness, normaliser)
+* ``level_reweighting.py`` DDOD's FPN level re-weighting
+"""
 from .dense_losses import (
     BOX_REG_LOSS_TYPES,
     centerness_target,
@@ -8,6 +16,9 @@ from .dense_losses import (
     quality_bce_per_box,
     smooth_l1_loss_per_box,
 )
+from .box_losses import weighted_box_loss
+from .focal_loss import FocalLoss
+from .varifocal_loss import VarifocalLoss, varifocal_loss
 from .level_reweighting import (
     REWEIGHT_STRATEGIES,
     LevelReweighting,
@@ -18,6 +29,10 @@ from .level_reweighting import (
 )
 
 __all__ = [
+    "FocalLoss",
+    "VarifocalLoss",
+    "varifocal_loss",
+    "weighted_box_loss",
     "focal_loss_per_anchor",
     "giou_loss_per_box",
     "smooth_l1_loss_per_box",

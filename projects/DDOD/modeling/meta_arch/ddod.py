@@ -25,6 +25,18 @@ and DDOD's three disentanglements are independent switches on any base:
   cost-based ATSS for ATSS/FCOS);
 * spatial features: the head's deformable conv position (``DDODHead(cls_deform_index=...)``);
 * pyramid supervision: ``level_reweighting`` (``None`` or strategy "none" gives every level 1).
+
+Other methods are compositions of the same parts. VarifocalNet (configs/common/models/vfnet.py)
+is this class with ``VFNetHead`` (star-shaped deformable sampling, a refined box on top of an
+initial one), ``cls_loss=VarifocalLoss()`` (IoU-aware classification targets),
+``iou_weighted_box_loss=True`` and the LTRB coder in pixels. The parts this file delegates to:
+
+* the classification loss: ``cls_loss``, a module of ``losses/`` (``FocalLoss``, default, or
+  ``VarifocalLoss``, which asks for the IoU of the scored box with its GT at each positive);
+* the box terms: ``losses.weighted_box_loss`` on the scored box and, when the head also returns
+  an initial box (VFNet), on that one too (``loss_bbox_init``);
+* the head's output contract (heads/build.py): ``(cls_logits, bbox_deltas, quality_logits)``
+  and optionally a fourth list, the initial box deltas.
 """
 import logging
 from typing import Dict, List, Optional, Tuple
@@ -42,7 +54,6 @@ from detectron2.structures import Boxes, ImageList, Instances
 from detectron2.utils import events
 
 from ..anchors import valid_anchor_mask
-from ...utils.comm import all_reduce_mean
 from ..assigners import (
     BACKGROUND,
     ATSSAssigner,
@@ -56,13 +67,13 @@ from ..box_coders import Box2BoxTransformLTRB
 from ..heads import build_dense_head
 from ..losses import (
     BOX_REG_LOSS_TYPES,
+    FocalLoss,
     LevelReweighting,
+    VarifocalLoss,
     centerness_target,
-    focal_loss_per_anchor,
-    giou_loss_per_box,
     positive_normalizer,
     quality_bce_per_box,
-    smooth_l1_loss_per_box,
+    weighted_box_loss,
 )
 
 __all__ = ["DDOD"]
@@ -107,15 +118,18 @@ class DDOD(DenseDetector):
         cls_assigner: DenseAssigner,
         reg_assigner: Optional[DenseAssigner] = None,
         level_reweighting: Optional[LevelReweighting] = None,
+        cls_loss: Optional[nn.Module] = None,
         focal_loss_alpha: float = 0.25,
         focal_loss_gamma: float = 2.0,
         loss_cls_weight: float = 1.0,
         loss_bbox_weight: float = 2.0,
         loss_quality_weight: float = 1.0,
+        loss_init_bbox_weight: float = 1.5,
         box_reg_loss_type: str = "giou",
         smooth_l1_beta: float = 0.0,
         quality_target: Optional[str] = "iou",
         centerness_weighted_box_loss: bool = False,
+        iou_weighted_box_loss: bool = False,
         test_score_mode: str = "cls_x_quality",
         test_score_thresh: float = 0.05,
         test_topk_candidates: int = 1000,
@@ -129,7 +143,8 @@ class DDOD(DenseDetector):
         Args:
             backbone: a backbone whose ``head_in_features`` outputs are the FPN levels.
             head: a dense head returning ``(cls_logits, bbox_deltas, quality_logits)`` per level
-                (see :class:`DDODHead`).
+                (see :class:`DDODHead`), and optionally a fourth list, the initial box deltas
+                of a head that refines its boxes (:class:`VFNetHead`).
             head_in_features: backbone outputs the head runs on, in increasing stride.
             anchor_generator: anchors per level, in the head's output order.
             box2box_transform: coder between anchors and box deltas: ``Box2BoxTransform``
@@ -141,9 +156,13 @@ class DDOD(DenseDetector):
             reg_assigner: assigns the regression (box and IoU-branch) targets; None shares the
                 classification assignment.
             level_reweighting: per-level loss factors; None means 1.0 on every level.
-            focal_loss_alpha, focal_loss_gamma: focal loss parameters.
-            loss_cls_weight, loss_bbox_weight, loss_quality_weight: weights of the focal, box
-                and quality-branch losses.
+            cls_loss: the classification loss part: ``FocalLoss`` or ``VarifocalLoss``
+                (losses/); None builds ``FocalLoss(focal_loss_alpha, focal_loss_gamma)``.
+            focal_loss_alpha, focal_loss_gamma: focal loss parameters (when ``cls_loss`` is None).
+            loss_cls_weight, loss_bbox_weight, loss_quality_weight: weights of the
+                classification, box and quality-branch losses.
+            loss_init_bbox_weight: weight of the initial box's loss, when the head returns one
+                (VFNet: 1.5, and 2.0 for the refined box).
             box_reg_loss_type: "giou" (on decoded boxes) or "smooth_l1" (on the deltas; L1 with
                 ``smooth_l1_beta=0``, RetinaNet's).
             quality_target: what the head's quality branch learns on the regression positives:
@@ -151,6 +170,9 @@ class DDOD(DenseDetector):
                 "centerness" (FCOS), or None when the head has no quality branch.
             centerness_weighted_box_loss: weight each positive's box loss by its centerness
                 target and normalise by their sum (FCOS*).
+            iou_weighted_box_loss: weight each positive's box loss by the (detached) IoU of
+                that box with its GT and normalise by their sum (VFNet; each box stage by its
+                own IoU).
 
             # Inference parameters
             test_score_mode: "cls" or "cls_x_quality" (times the quality branch's sigmoid).
@@ -182,6 +204,14 @@ class DDOD(DenseDetector):
                 f"level_reweighting has {level_reweighting.num_levels} levels, the head runs on "
                 f"{len(head_in_features)}."
             )
+        if cls_loss is None:
+            cls_loss = FocalLoss(alpha=focal_loss_alpha, gamma=focal_loss_gamma)
+        # a submodule without parameters or buffers: no checkpoint keys
+        self.cls_loss = cls_loss
+        if centerness_weighted_box_loss and iou_weighted_box_loss:
+            raise ValueError(
+                "Choose one of centerness_weighted_box_loss and iou_weighted_box_loss."
+            )
         has_quality = getattr(head, "quality", None) is not None
         if quality_target is not None and quality_target not in QUALITY_TARGETS:
             raise ValueError(f"quality_target must be one of {QUALITY_TARGETS} or None.")
@@ -201,9 +231,9 @@ class DDOD(DenseDetector):
         self.smooth_l1_beta           = smooth_l1_beta
         self.quality_target           = quality_target
         self.centerness_weighted_box_loss = centerness_weighted_box_loss
+        self.iou_weighted_box_loss    = iou_weighted_box_loss
+        self.loss_init_bbox_weight    = loss_init_bbox_weight
         self.test_score_mode          = test_score_mode
-        self.focal_loss_alpha         = focal_loss_alpha
-        self.focal_loss_gamma         = focal_loss_gamma
         self.loss_cls_weight          = loss_cls_weight
         self.loss_bbox_weight         = loss_bbox_weight
         self.loss_quality_weight      = loss_quality_weight
@@ -245,7 +275,17 @@ class DDOD(DenseDetector):
         coders = {
             "delta_xywh": lambda: Box2BoxTransform(weights=d.BBOX_REG_WEIGHTS),
             "ltrb": lambda: Box2BoxTransformLTRB(normalize_by_size=True),
+            # VFNet: the head's distances are already in pixels
+            "ltrb_pixels": lambda: Box2BoxTransformLTRB(normalize_by_size=False),
         }
+        cls_losses = {
+            "focal": lambda: FocalLoss(alpha=d.FOCAL_LOSS_ALPHA, gamma=d.FOCAL_LOSS_GAMMA),
+            "varifocal": lambda: VarifocalLoss(
+                alpha=d.VFL_ALPHA, gamma=d.VFL_GAMMA, iou_weighted=d.VFL_IOU_WEIGHTED
+            ),
+        }
+        if d.CLS_LOSS not in cls_losses:
+            raise ValueError(f"MODEL.DDOD.CLS_LOSS must be one of {sorted(cls_losses)}.")
         if d.BOX_CODER not in coders:
             raise ValueError(f"MODEL.DDOD.BOX_CODER must be one of {sorted(coders)}.")
         return {
@@ -268,15 +308,16 @@ class DDOD(DenseDetector):
             )
             if d.LEVEL_REWEIGHTING
             else None,
-            "focal_loss_alpha": d.FOCAL_LOSS_ALPHA,
-            "focal_loss_gamma": d.FOCAL_LOSS_GAMMA,
+            "cls_loss": cls_losses[d.CLS_LOSS](),
             "loss_cls_weight": d.LOSS_CLS_WEIGHT,
             "loss_bbox_weight": d.LOSS_BBOX_WEIGHT,
             "loss_quality_weight": d.LOSS_QUALITY_WEIGHT,
+            "loss_init_bbox_weight": d.LOSS_INIT_BBOX_WEIGHT,
             "box_reg_loss_type": d.BOX_REG_LOSS_TYPE,
             "smooth_l1_beta": d.SMOOTH_L1_BETA,
             "quality_target": None if d.QUALITY_TARGET == "none" else d.QUALITY_TARGET,
             "centerness_weighted_box_loss": d.CENTERNESS_WEIGHTED_BOX_LOSS,
+            "iou_weighted_box_loss": d.IOU_WEIGHTED_BOX_LOSS,
             "test_score_mode": d.SCORE_MODE_TEST,
             "test_score_thresh": d.SCORE_THRESH_TEST,
             "test_topk_candidates": d.TOPK_CANDIDATES_TEST,
@@ -290,14 +331,21 @@ class DDOD(DenseDetector):
     # ------------------------------------------------------------------------------------------
     # shared helpers
     # ------------------------------------------------------------------------------------------
-    def _flatten_predictions(self, predictions) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
-        """Per-level head outputs -> per-level (N, Hl*Wl*A, K), (N, ., 4), (N, .) tensors."""
-        cls_logits, bbox_deltas, quality_logits = predictions
+    def _flatten_predictions(
+        self, predictions
+    ) -> Tuple[List[Tensor], List[Tensor], List[Tensor], List[Tensor]]:
+        """Per-level head outputs -> per-level (N, Hl*Wl*A, K), (N, ., 4), (N, .) and (N, ., 4)
+        tensors: class logits, scored box deltas, quality logits ([] if none), initial box
+        deltas ([] unless the head refines its boxes)."""
+        cls_logits, bbox_deltas, quality_logits = predictions[:3]
+        init_deltas = predictions[3] if len(predictions) > 3 else []
         outputs = [cls_logits, bbox_deltas] + ([quality_logits] if quality_logits else [])
         dims = [self.num_classes, 4] + ([1] if quality_logits else [])
         transposed = self._transpose_dense_predictions(outputs, dims)
         quality = [q[..., 0] for q in transposed[2]] if quality_logits else []
-        return transposed[0], transposed[1], quality
+        if init_deltas:
+            init_deltas = self._transpose_dense_predictions([init_deltas], [4])[0]
+        return transposed[0], transposed[1], quality, init_deltas
 
     def _decode(self, deltas: Tensor, anchors: Tensor) -> Tensor:
         """(..., 4) deltas and broadcastable (..., 4) anchors -> (..., 4) XYXY boxes."""
@@ -334,7 +382,7 @@ class DDOD(DenseDetector):
 
     def forward_training(self, images: ImageList, features, predictions, gt_instances):
         gt_instances = [self._sanitize_gt(g, s) for g, s in zip(gt_instances, images.image_sizes)]
-        cls_logits, bbox_deltas, quality = self._flatten_predictions(predictions)
+        cls_logits, bbox_deltas, quality, init_deltas = self._flatten_predictions(predictions)
         anchors_per_level = self.anchor_generator(features)
         num_anchors_per_level = [len(a) for a in anchors_per_level]
         anchors = Boxes.cat(anchors_per_level).tensor  # (R, 4)
@@ -348,14 +396,15 @@ class DDOD(DenseDetector):
         )
         cls_logits, bbox_deltas = cat(cls_logits, dim=1), cat(bbox_deltas, dim=1)
         quality = cat(quality, dim=1) if quality else None
+        init_deltas = cat(init_deltas, dim=1) if init_deltas else None
 
-        cls_labels, reg_labels, reg_gt_boxes = self.label_anchors(
+        cls_labels, reg_labels, reg_gt_boxes, cls_gt_boxes = self.label_anchors(
             anchors, num_anchors_per_level, valid, gt_instances, cls_logits, bbox_deltas,
             grid_sizes=[tuple(f.shape[-2:]) for f in features],
         )  # fmt: skip
         return self.losses(
             anchors, num_anchors_per_level, cls_logits, bbox_deltas, quality,
-            cls_labels, reg_labels, reg_gt_boxes,
+            cls_labels, reg_labels, reg_gt_boxes, cls_gt_boxes, init_deltas,
         )  # fmt: skip
 
     @torch.no_grad()
@@ -368,7 +417,7 @@ class DDOD(DenseDetector):
         cls_logits: Tensor,
         bbox_deltas: Tensor,
         grid_sizes: Optional[List[Tuple[int, int]]] = None,
-    ) -> Tuple[Tensor, Tensor, Tensor]:
+    ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """Run the classification and the regression assignment on every image.
 
         With ``reg_assigner=None`` one assignment serves both branches. Cost-based assigners see
@@ -384,8 +433,10 @@ class DDOD(DenseDetector):
         Returns:
             cls_labels, reg_labels: (N, R) int64; -1 for ignored (padding) anchors, K for
                 background, else the class of the assigned ground truth.
-            reg_gt_boxes: (N, R, 4) ground truth of the regression assignment (zeros where not
-                foreground).
+            reg_gt_boxes, cls_gt_boxes: (N, R, 4) ground truth of the regression and of the
+                classification assignment (zeros where not foreground; the same tensor when
+                one assignment serves both); the classification one is read only by a loss
+                with IoU targets (VFL).
         """
         assigners = [self.cls_assigner]
         if self.reg_assigner is not None:
@@ -396,7 +447,7 @@ class DDOD(DenseDetector):
             pred_boxes = self._decode(bbox_deltas.detach().float(), anchors)  # (N, R, 4)
         share_candidates = len(assigners) == 2 and assigners[0].same_candidates_as(assigners[1])
         labels = [[] for _ in assigners]
-        gt_boxes = []
+        gt_boxes = [[] for _ in assigners]
         for i, gt in enumerate(gt_instances):
             candidates = None
             if share_candidates:
@@ -419,14 +470,24 @@ class DDOD(DenseDetector):
                     **kwargs,
                 ).matched_gt
                 labels[branch].append(self._labels_from_matches(matched, gt.gt_classes))
-            # the last assignment is the regression one (or the shared one)
-            idx = matched.clamp(min=0)
-            fg = (matched >= 0)[:, None]
-            boxes = gt.gt_boxes.tensor[idx] if len(gt) else anchors.new_zeros(anchors.shape)
-            gt_boxes.append(torch.where(fg, boxes.to(anchors.dtype), anchors.new_zeros(())))
+                gt_boxes[branch].append(
+                    self._boxes_from_matches(matched, gt.gt_boxes.tensor, anchors)
+                )
         cls_labels = torch.stack(labels[0])
         reg_labels = torch.stack(labels[-1])
-        return cls_labels, reg_labels, torch.stack(gt_boxes)
+        # the last assignment is the regression one (or the shared one)
+        reg_gt_boxes = torch.stack(gt_boxes[-1])
+        cls_gt_boxes = torch.stack(gt_boxes[0]) if len(assigners) == 2 else reg_gt_boxes
+        return cls_labels, reg_labels, reg_gt_boxes, cls_gt_boxes
+
+    @staticmethod
+    def _boxes_from_matches(matched: Tensor, gt_boxes: Tensor, anchors: Tensor) -> Tensor:
+        """(R,) matches, (M, 4) GT boxes -> (R, 4) the matched GT box, zeros elsewhere."""
+        fg = (matched >= 0)[:, None]
+        if not len(gt_boxes):
+            return anchors.new_zeros(anchors.shape)
+        boxes = gt_boxes[matched.clamp(min=0)]
+        return torch.where(fg, boxes.to(anchors.dtype), anchors.new_zeros(()))
 
     def _labels_from_matches(self, matched: Tensor, gt_classes: Tensor) -> Tensor:
         """(R,) assigner matches -> (R,) labels: -1 ignore, K background, else the GT's class.
@@ -461,17 +522,23 @@ class DDOD(DenseDetector):
         cls_labels: Tensor,
         reg_labels: Tensor,
         reg_gt_boxes: Tensor,
+        cls_gt_boxes: Optional[Tensor] = None,
+        init_deltas: Optional[Tensor] = None,
     ) -> Dict[str, Tensor]:
         """
         Args:
-            anchors: (R, 4). cls_logits: (N, R, K). bbox_deltas: (N, R, 4). quality: (N, R) or
-                None.
+            anchors: (R, 4). cls_logits: (N, R, K). bbox_deltas: (N, R, 4) deltas of the scored
+                box. quality: (N, R) or None.
             cls_labels, reg_labels: (N, R) labels of the two assignments (see label_anchors).
             reg_gt_boxes: (N, R, 4) ground truth of the regression positives.
+            cls_gt_boxes: (N, R, 4) ground truth of the classification positives; needed by a
+                classification loss with IoU targets (None: the assignment is shared, so
+                ``reg_gt_boxes``).
+            init_deltas: (N, R, 4) deltas of the initial box of a refining head, or None.
 
         Returns:
-            {"loss_cls", "loss_bbox"} and "loss_iou" or "loss_centerness" (by the quality
-            target): each already normalised and weighted.
+            {"loss_cls", "loss_bbox"}, "loss_bbox_init" with an initial box, and "loss_iou" or
+            "loss_centerness" (by the quality target): each already normalised and weighted.
         """
         K = self.num_classes
         # (R,) level of each anchor; built from Python ints (repeat_interleave with a tensor
@@ -485,20 +552,22 @@ class DDOD(DenseDetector):
             cls_logits = cls_logits.float()
             quality = quality.float() if quality is not None else None
 
-            # classification: focal loss on every valid anchor, targets of the cls assignment.
-            # Computed densely and masked by a zero weight: nearly every anchor is valid, so
-            # gathering the valid ones would copy almost all logits and cost a host sync.
+            # classification on every valid anchor, targets of the cls assignment. Computed
+            # densely and masked by a zero weight: nearly every anchor is valid, so gathering
+            # the valid ones would copy almost all logits and cost a host sync.
             valid = cls_labels >= 0
             cls_pos = valid & (cls_labels != K)
             w_cls = self._level_factors("cls", cls_pos, level_ids)
             anchor_w = torch.where(valid, w_cls[level_ids][None, :], w_cls.new_zeros(()))
-            focal = focal_loss_per_anchor(
-                cls_logits.flatten(0, 1),
-                cls_labels.clamp(min=0).flatten(),
-                alpha=self.focal_loss_alpha,
-                gamma=self.focal_loss_gamma,
+            iou_targets = None
+            if self.cls_loss.needs_iou_targets:
+                iou_targets = self._scored_box_iou(
+                    bbox_deltas, anchors, reg_gt_boxes if cls_gt_boxes is None else cls_gt_boxes
+                ).flatten()
+            per_anchor = self.cls_loss(
+                cls_logits.flatten(0, 1), cls_labels.clamp(min=0).flatten(), iou_targets
             )
-            loss_cls = (focal * anchor_w.flatten()).sum() / positive_normalizer(cls_pos)
+            loss_cls = (per_anchor * anchor_w.flatten()).sum() / positive_normalizer(cls_pos)
 
             # regression: box loss and quality-branch BCE on the positives of the reg assignment
             reg_pos = (reg_labels >= 0) & (reg_labels != K)
@@ -507,31 +576,34 @@ class DDOD(DenseDetector):
             anchor_w = w_reg[level_ids[pos_idx[1]]]
             normalizer_reg = positive_normalizer(reg_pos)
             pos_anchors = anchors[pos_idx[1]]
-            pos_deltas = bbox_deltas[pos_idx].float()
             gt_boxes = reg_gt_boxes[pos_idx]
             target_deltas = self.box2box_transform.get_deltas(pos_anchors, gt_boxes)
-            pred_boxes = self._decode(pos_deltas, pos_anchors)
             # The reference regresses towards decode(encode(gt)): the GT up to the delta clamp.
             target_boxes = self._decode(target_deltas, pos_anchors)
-            if self.box_reg_loss_type == "giou":
-                box_loss = giou_loss_per_box(pred_boxes, target_boxes)
-            else:
-                box_loss = smooth_l1_loss_per_box(
-                    pos_deltas, target_deltas, beta=self.smooth_l1_beta
-                )
-            box_weight, box_normalizer = anchor_w, normalizer_reg
+            centerness = None
             if self.centerness_weighted_box_loss or self.quality_target == "centerness":
                 points = (pos_anchors[:, :2] + pos_anchors[:, 2:]) / 2
                 centerness = centerness_target(points, gt_boxes)
-            if self.centerness_weighted_box_loss:
-                # FCOS*: central positives count more; normalised by the (all-reduced) total.
-                box_weight = anchor_w * centerness
-                box_normalizer = all_reduce_mean(centerness.sum()).clamp(min=1e-6)
-            loss_bbox = (box_loss * box_weight).sum() / box_normalizer
+
+            def box_term(deltas):
+                pos_deltas = deltas[pos_idx].float()
+                pred_boxes = self._decode(pos_deltas, pos_anchors)
+                loss = weighted_box_loss(
+                    pred_boxes, target_boxes, pos_deltas, target_deltas, anchor_w, normalizer_reg,
+                    loss_type=self.box_reg_loss_type,
+                    smooth_l1_beta=self.smooth_l1_beta,
+                    centerness=centerness if self.centerness_weighted_box_loss else None,
+                    iou_weighted=self.iou_weighted_box_loss,
+                )  # fmt: skip
+                return loss, pred_boxes
+
+            loss_bbox, pred_boxes = box_term(bbox_deltas)
             losses = {
                 "loss_cls": self.loss_cls_weight * loss_cls,
                 "loss_bbox": self.loss_bbox_weight * loss_bbox,
             }
+            if init_deltas is not None:
+                losses["loss_bbox_init"] = self.loss_init_bbox_weight * box_term(init_deltas)[0]
             if quality is not None:
                 if self.quality_target == "iou":
                     # Soft IoU target of the (detached) prediction: no gradient into the boxes.
@@ -544,6 +616,15 @@ class DDOD(DenseDetector):
 
         self._log_assignment_stats(cls_pos, reg_pos, w_cls, w_reg)
         return losses
+
+    @torch.no_grad()
+    def _scored_box_iou(self, bbox_deltas: Tensor, anchors: Tensor, gt_boxes: Tensor) -> Tensor:
+        """IoU of every anchor's scored box with its assigned GT, no gradient: the IACS target
+        of VarifocalLoss. (N, R, 4) deltas, (R, 4) anchors, (N, R, 4) GT (zeros where not
+        foreground) -> (N, R); only the positives' values are read. Dense (no gather of the
+        positives), like the classification loss itself."""
+        pred = self._decode(bbox_deltas.detach().float(), anchors)
+        return aligned_box_iou(pred, gt_boxes.float())
 
     def _log_assignment_stats(self, cls_pos: Tensor, reg_pos: Tensor, w_cls: Tensor, w_reg: Tensor):
         """Positives per image and level factors to the event storage: one device-to-host copy
@@ -560,7 +641,8 @@ class DDOD(DenseDetector):
     # inference
     # ------------------------------------------------------------------------------------------
     def forward_inference(self, images: ImageList, features, predictions) -> List[Instances]:
-        cls_logits, bbox_deltas, quality = self._flatten_predictions(predictions)
+        # the scored box only: a refining head's initial box is a training signal
+        cls_logits, bbox_deltas, quality, _ = self._flatten_predictions(predictions)
         anchors = self.anchor_generator(features)
         results = []
         for i, image_size in enumerate(images.image_sizes):
