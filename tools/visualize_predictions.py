@@ -1,11 +1,16 @@
 #!/usr/bin/env python
-"""Draw a trained detector's predictions on the first images of its test dataset.
+"""Draw a trained detector's predictions next to the ground truth on the first test images.
 
 Usage::
 
     python tools/visualize_predictions.py --config-file CONFIG.py \\
-        [--num-images 8] [--output DIR] [--score-thresh 0.3] [--show-gt] \\
+        [--num-images 8] [--output DIR] [--score-thresh 0.3] [--no-gt] \\
         train.init_checkpoint=/path/to/model_final.pth [other config overrides]
+
+Each PNG has a "Ground truth" panel (green boxes, class names) and a "Detections" panel
+(red boxes with class and score, over dashed green outlines of the ground truth); ``--no-gt``
+draws the detections alone. When no detection of an image reaches ``--score-thresh``, its
+panel title and the image say so, and a warning names the image and its highest score.
 
 It reads these config keys:
 
@@ -20,16 +25,25 @@ It reads these config keys:
 import argparse
 import logging
 import os
+import sys
 
-import torch
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+from train_net import _import_ddod  # noqa: E402
 
-import ddod  # noqa: F401  (patches detectron2 v0.6 on a modern stack, registers datasets/models)
-from detectron2.config import LazyConfig, instantiate
-from detectron2.data import Metadata, MetadataCatalog
-from detectron2.utils.logger import setup_logger
+_import_ddod()  # before any detectron2 submodule (ddod.compat)
 
-from ddod.engine import DetectionCheckpointer, apply_overrides
-from ddod.utils.visualize import save_prediction_images
+import torch  # noqa: E402
+from detectron2.config import instantiate  # noqa: E402
+from detectron2.utils.logger import setup_logger  # noqa: E402
+
+from ddod.utils.tool_setup import (  # noqa: E402
+    build_model_with_weights,
+    dataset_metadata,
+    load_config,
+)
+from ddod.utils.visualize import save_prediction_images  # noqa: E402
 
 logger = logging.getLogger("ddod.visualize_predictions")
 
@@ -37,6 +51,7 @@ logger = logging.getLogger("ddod.visualize_predictions")
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--config-file", required=True, metavar="FILE", help="LazyConfig file")
@@ -47,9 +62,14 @@ def parse_args(argv=None):
     parser.add_argument(
         "--score-thresh", type=float, default=0.3, help="draw predictions at least this confident"
     )
-    parser.add_argument(
-        "--show-gt", action="store_true", help="draw the ground truth next to the predictions"
-    )
+    gt = parser.add_mutually_exclusive_group()
+    gt.add_argument(
+        "--no-gt", dest="show_gt", action="store_false",
+        help="draw the detections only (default: a ground-truth panel and GT outlines too)",
+    )  # fmt: skip
+    # the default since the pictures label their panels; kept so that older commands still run
+    gt.add_argument("--show-gt", dest="show_gt", action="store_true", help=argparse.SUPPRESS)
+    parser.set_defaults(show_gt=True)
     parser.add_argument(
         "opts",
         nargs=argparse.REMAINDER,
@@ -58,33 +78,10 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def _dataset_metadata(dataset_cfg) -> Metadata:
-    names = dataset_cfg.get("names") if hasattr(dataset_cfg, "get") else None
-    if isinstance(names, str):
-        return MetadataCatalog.get(names)
-    if names:
-        return MetadataCatalog.get(names[0])
-    return Metadata()  # a custom dataset config: class indices instead of names
-
-
 def main(args) -> list:
     """Run the model on the first ``args.num_images`` test images; return the written paths."""
-    cfg = LazyConfig.load(args.config_file)
-    cfg = apply_overrides(cfg, args.opts)  # an unknown key is an error that names it
-
-    device = cfg.train.get("device", "cuda")
-    if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit(f"train.device={device} but CUDA is not available; add train.device=cpu")
-
-    model = instantiate(cfg.model)
-    model.to(device)
-    model.eval()
-    checkpoint = cfg.train.get("init_checkpoint", "")
-    if checkpoint:
-        DetectionCheckpointer(model).load(checkpoint)
-    else:
-        logger.warning("train.init_checkpoint is empty: drawing an untrained model's predictions.")
-
+    cfg = load_config(args.config_file, args.opts)
+    model, _ = build_model_with_weights(cfg)
     dataset = instantiate(cfg.dataloader.test.dataset)
     mapper = instantiate(cfg.dataloader.test.mapper)
     dataset_dicts = [dataset[i] for i in range(min(args.num_images, len(dataset)))]
@@ -99,12 +96,18 @@ def main(args) -> list:
     paths = save_prediction_images(
         predictions=predictions,
         dataset_dicts=dataset_dicts,
-        metadata=_dataset_metadata(cfg.dataloader.test.dataset),
+        metadata=dataset_metadata(cfg.dataloader.test.dataset),
         output_dir=output_dir,
         score_thresh=args.score_thresh,
         max_images=args.num_images,
         show_gt=args.show_gt,
     )
+    empty = sum(int((p.scores >= args.score_thresh).sum()) == 0 for p in predictions[: len(paths)])
+    if empty:
+        logger.warning(
+            f"{empty} of {len(paths)} pictures show no detection: none reached "
+            f"--score-thresh {args.score_thresh}."
+        )
     print(f"Saved {len(paths)} prediction images to {output_dir}")
     return paths
 

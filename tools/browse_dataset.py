@@ -1,0 +1,121 @@
+#!/usr/bin/env python
+"""Draw a dataset's ground truth before and after the data pipeline (augmentations included).
+
+Each PNG shows one image twice: as stored, with its annotations, and as the model receives it
+from the config's data mapper (resized, flipped, cropped, ... by the split's augmentations),
+with the boxes the mapper kept. Random augmentations are drawn with ``--seed``; draw the same
+images with other seeds to see their range.
+
+Usage::
+
+    python tools/browse_dataset.py --config-file CONFIG.py [--split train|test] \\
+        [--num-images 8] [--output DIR] [--seed 0] [overrides]
+
+PNGs go to ``<train.output_dir>/dataset_<split>/`` unless ``--output``.
+"""
+
+import argparse
+import copy
+import logging
+import os
+import random
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+from train_net import _import_ddod  # noqa: E402
+
+_import_ddod()  # before any detectron2 submodule (ddod.compat)
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from detectron2.config import instantiate  # noqa: E402
+from detectron2.data.detection_utils import convert_image_to_rgb, read_image  # noqa: E402
+from detectron2.utils.logger import setup_logger  # noqa: E402
+
+from ddod.utils.panels import panel_figure, save_figure, show_image  # noqa: E402
+from ddod.utils.tool_setup import dataset_metadata, load_config  # noqa: E402
+from ddod.utils.visualize import gt_boxes_and_classes, default_scale, draw_ground_truth  # noqa: E402
+
+logger = logging.getLogger("ddod.browse_dataset")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config-file", required=True, metavar="FILE", help="LazyConfig file")
+    parser.add_argument("--split", choices=("train", "test"), default="train")
+    parser.add_argument("--num-images", type=int, default=8, help="how many images to draw")
+    parser.add_argument("--output", help="output directory (default <train.output_dir>/dataset_<split>)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random augmentations")
+    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides path.key=value")
+    return parser.parse_args(argv)
+
+
+def mapper_keeping_annotations(mapper):
+    """detectron2's DatasetMapper drops the annotations at test time (``is_train=False``); a copy
+    that keeps them, with the same augmentations, shows where the test boxes land."""
+    if getattr(mapper, "is_train", True) is False:
+        mapper = copy.copy(mapper)
+        mapper.is_train = True
+    return mapper
+
+
+def main(args) -> list:
+    """Draw the first ``args.num_images`` images of the split; return the written paths."""
+    cfg = load_config(args.config_file, args.opts)
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    loader_cfg = cfg.dataloader[args.split]
+    dataset = instantiate(loader_cfg.dataset)
+    mapper = mapper_keeping_annotations(instantiate(loader_cfg.mapper))
+    metadata = dataset_metadata(loader_cfg.dataset)
+    image_format = getattr(mapper, "image_format", "BGR")
+    augs = getattr(getattr(mapper, "augmentations", None), "augs", None)
+    augmentations = ", ".join(str(a) for a in augs) if augs else "none"
+    output_dir = args.output or os.path.join(cfg.train.output_dir, f"dataset_{args.split}")
+
+    paths = []
+    for index in range(min(args.num_images, len(dataset))):
+        dataset_dict = dataset[index]
+        name = os.path.basename(dataset_dict["file_name"])
+        item = mapper(copy.deepcopy(dataset_dict))
+        if item is None:
+            logger.warning(f"The mapper dropped {name}; skipped.")
+            continue
+        original = read_image(dataset_dict["file_name"], format="RGB")
+        boxes, classes = gt_boxes_and_classes(dataset_dict)
+        mapped = convert_image_to_rgb(item["image"].permute(1, 2, 0).numpy(), image_format)
+        mapped = np.ascontiguousarray(mapped.clip(0, 255).astype(np.uint8))
+        instances = item.get("instances")
+        mapped_boxes = instances.gt_boxes.tensor.numpy() if instances is not None else np.zeros((0, 4))
+        mapped_classes = instances.gt_classes.tolist() if instances is not None else []
+        h, w = original.shape[:2]
+        scale = default_scale(h, w)  # the same for both panels: a resize shows as a size change
+        panels = [
+            draw_ground_truth(original, boxes, classes, metadata=metadata, scale=scale),
+            draw_ground_truth(mapped, mapped_boxes, mapped_classes, metadata=metadata, scale=scale),
+        ]
+        titles = [
+            f"As stored: {w}x{h}, {len(boxes)} objects",
+            f"Model input ({args.split} pipeline): {mapped.shape[1]}x{mapped.shape[0]}, "
+            f"{len(mapped_boxes)} objects",
+        ]
+        fig, axes = panel_figure([p.shape[:2] for p in panels], titles,
+                                 suptitle=f"{name} · augmentations: {augmentations}")  # fmt: skip
+        for ax, panel in zip(axes, panels):
+            show_image(ax, panel)
+        stem = os.path.splitext(name)[0]
+        paths.append(save_figure(fig, os.path.join(output_dir, f"{index:04d}_{stem}.png")))
+    print(f"Saved {len(paths)} dataset pictures to {output_dir}")
+    return paths
+
+
+if __name__ == "__main__":
+    setup_logger(name="ddod")
+    main(parse_args())
