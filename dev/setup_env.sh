@@ -15,7 +15,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${DDOD_VENV:-$ROOT/.venv}"
 PY="${PYTHON:-python3}"
-STAMP="$VENV/.ddod-env-v1"
+STAMP="$VENV/.ddod-env-v2"
 
 if [ -f "$STAMP" ]; then
   exit 0
@@ -47,8 +47,15 @@ if ! "$VPY" -c "import detectron2" 2>/dev/null; then
   rm -rf "$TMP"
 fi
 
+# detectron2 v0.6 imports its compiled extension `detectron2._C` eagerly. Without it (the sdist
+# has no C++ sources), install our stand-in as detectron2/_C.py, so that `import detectron2.*`
+# works in any order, before or without `import ddod`. A real compiled extension is left alone.
+if ! "$VPY" -c "import detectron2._C" 2>/dev/null; then
+  cp "$ROOT/projects/DDOD/detectron2_c_standin.py" "$SITE/detectron2/_C.py"
+fi
+
 # The project itself, editable, so `import ddod` works from anywhere.
 pipi --no-deps --no-build-isolation -e "$ROOT"
 
-"$VPY" -c "import ddod, detectron2, torchvision; print('[setup_env] ok: detectron2', detectron2.__version__, 'torchvision', torchvision.__version__)"
+"$VPY" -c "from detectron2.modeling import build_model; import ddod, detectron2, torchvision; print('[setup_env] ok: detectron2', detectron2.__version__, 'torchvision', torchvision.__version__)"
 touch "$STAMP"

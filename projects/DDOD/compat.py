@@ -6,50 +6,40 @@ before anything imports ``detectron2`` submodules.
 
 Patches:
 
-* ``detectron2._C`` stand-in. v0.6 imports its compiled extension at module import time in
-  ``layers/deform_conv.py``, ``layers/rotated_boxes.py``, ``layers/roi_align_rotated.py`` and
-  ``evaluation/fast_eval_api.py`` (upstream made those imports lazy after v0.6). The PyPI sdist of
-  v0.6 ships no C++ sources, so the extension does not exist. None of those ops is used by the
-  dense detectors here (they use ``torchvision.ops``), so a module that answers the two version
-  queries ``collect_env_info`` makes and raises a clear error for anything else is enough.
+* ``detectron2._C`` stand-in (``ddod/detectron2_c_standin.py``). v0.6 imports its compiled
+  extension at module import time (upstream made those imports lazy after v0.6), and the PyPI
+  sdist of v0.6 ships no C++ sources. ``dev/setup_env.sh`` installs the stand-in as
+  ``detectron2/_C.py`` so that any import order works; when detectron2 came without it, this
+  module registers the same file as ``detectron2._C`` before anything imports detectron2.
 * ``PIL.Image.LINEAR``: removed in Pillow 10, used as a default argument in v0.6's
   ``ExtentTransform`` (upstream commit ff53992b). Only needed if Pillow>=10 is installed.
 * ``detectron2.engine.launch`` on a machine without CUDA: v0.6 asserts CUDA and hard-codes NCCL
   (upstream falls back to GLOO since v0.7). See :func:`_patch_launch_for_cpu`.
+* Known-harmless warnings of v0.6 on today's torch: the ``torch.jit.script`` deprecation raised
+  while ``detectron2.modeling.box_regression`` is imported (silenced for that import only) and
+  ``torch.meshgrid``'s "indexing argument" notice, which v0.6's anchor generator triggers at the
+  first forward pass. See :func:`_silence_known_warnings`.
 """
 import importlib
+import importlib.util
 import logging
+import os
 import sys
 import types
+import warnings
 
 logger = logging.getLogger(__name__)
 
 _STANDIN_NAME = "detectron2._C"
 _applied = False
+_STANDIN_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "detectron2_c_standin.py")
 
 
-class MissingCompiledOpError(RuntimeError):
-    pass
-
-
-def _make_c_standin() -> types.ModuleType:
-    module = types.ModuleType(_STANDIN_NAME)
-    module.__doc__ = "Stand-in for detectron2's compiled ops (installed by ddod.compat)."
-    module.DDOD_STANDIN = True
-    module.get_compiler_version = lambda: "not built (detectron2 Python sources only)"
-    module.get_cuda_version = lambda: "not built"
-    module.has_cuda = lambda: False
-
-    def __getattr__(name):
-        if name.startswith("__"):
-            raise AttributeError(name)
-        raise MissingCompiledOpError(
-            f"detectron2._C.{name} is not available: detectron2 was installed without its "
-            "compiled ops. The DDOD project does not need them; if your own code does, install "
-            "detectron2 from its repository."
-        )
-
-    module.__getattr__ = __getattr__
+def _load_c_standin() -> types.ModuleType:
+    """``detectron2_c_standin.py`` loaded as the module ``detectron2._C``."""
+    spec = importlib.util.spec_from_file_location(_STANDIN_NAME, _STANDIN_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     return module
 
 
@@ -68,7 +58,7 @@ def _install_c_standin():
         return
     except ImportError:
         pass
-    sys.modules[_STANDIN_NAME] = _make_c_standin()
+    sys.modules[_STANDIN_NAME] = _load_c_standin()
     import detectron2
 
     detectron2._C = sys.modules[_STANDIN_NAME]
@@ -135,6 +125,34 @@ def _patch_launch_for_cpu():
     launch_mod._distributed_worker = _cpu_distributed_worker
 
 
+# (message regex, category) of the warnings silenced for good: harmless, raised inside torch on
+# behalf of detectron2 v0.6, and not actionable by a user of this project.
+_HARMLESS_WARNINGS = (
+    (r"torch\.meshgrid: in an upcoming release, it will be required to pass the indexing", UserWarning),
+)
+# Raised while these detectron2 modules are imported; silenced for that import only.
+_IMPORT_TIME_WARNINGS = {
+    "detectron2.modeling.box_regression": (r"`torch\.jit\.script` is deprecated", FutureWarning),
+}
+
+
+def _silence_known_warnings():
+    """Hide the deprecation notices of detectron2 v0.6 that say nothing useful to our users.
+
+    The import-time ones are silenced by importing their module once under a scoped filter
+    (a detectron2 already imported before ``ddod`` has shown them already); the run-time ones
+    with a filter on their exact message.
+    """
+    for message, category in _HARMLESS_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+    for module, (message, category) in _IMPORT_TIME_WARNINGS.items():
+        if module in sys.modules:
+            continue
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=message, category=category)
+            importlib.import_module(module)
+
+
 def apply():
     """Apply every patch that this detectron2 install needs. Idempotent."""
     global _applied
@@ -143,4 +161,5 @@ def apply():
     _applied = True
     _patch_pillow()
     _install_c_standin()
+    _silence_known_warnings()
     _patch_launch_for_cpu()
