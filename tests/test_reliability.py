@@ -19,7 +19,6 @@ from PIL import Image
 
 import ddod  # noqa: F401
 from detectron2.data import DatasetCatalog, DatasetMapper, MetadataCatalog
-from detectron2.engine import default_argument_parser
 from detectron2.modeling.anchor_generator import DefaultAnchorGenerator
 from detectron2.utils.events import EventStorage
 
@@ -370,7 +369,7 @@ def run_train_net(train_net, output_dir, split, *opts, resume=False):
         "train.seed=3",
         *opts,
     ]
-    return train_net.main(default_argument_parser().parse_args(argv))
+    return train_net.main(train_net.build_argument_parser().parse_args(argv))
 
 
 def test_train_net_names_unknown_config_keys(train_net, tmp_path):
@@ -392,7 +391,7 @@ def _other_model_checkpoint(path):
 def test_checkpoint_of_another_model(train_net, tmp_path, tiny_split):
     from ddod.engine import Trainer
 
-    cfg = train_net.setup(default_argument_parser().parse_args(
+    cfg = train_net.setup(train_net.build_argument_parser().parse_args(
         ["--config-file", QUICKSTART, f"train.output_dir={tmp_path / 'out'}"]))  # fmt: skip
     model = Trainer.build_model(cfg)
     before = {k: v.clone() for k, v in model.state_dict().items()}

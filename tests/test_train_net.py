@@ -8,7 +8,6 @@ import torch
 
 import ddod  # noqa: F401
 from detectron2.data import DatasetCatalog
-from detectron2.engine import default_argument_parser
 
 from ddod.data import register_digits_dataset
 
@@ -29,7 +28,7 @@ def tiny_digits(tmp_path_factory):
 
 
 def run(train_net, argv):
-    args = default_argument_parser().parse_args(argv)
+    args = train_net.build_argument_parser().parse_args(argv)
     return train_net.main(args)
 
 

@@ -11,6 +11,8 @@ Same structure as detectron2's ``configs/common/data/coco.py``, with three diffe
   ``build_detection_train_loader``, but the images (and the random flips) of every iteration are
   a function of (seed, iteration), so ``--resume`` continues exactly where the run stopped.
   ``on_bad_image="skip"`` skips unreadable image files with a warning instead of failing;
+* the test loader is ``build_test_loader`` (detectron2's, with an unreadable image reported by
+  file name instead of a bare ``OSError``);
 * boxes that cannot be trained on (zero-size, inverted, non-finite, entirely outside the image)
   are dropped when the dataset is loaded, with a warning that counts them.
 """
@@ -19,9 +21,13 @@ from omegaconf import OmegaConf
 
 import detectron2.data.transforms as T
 from detectron2.config import LazyCall as L
-from detectron2.data import DatasetMapper, build_detection_test_loader
+from detectron2.data import DatasetMapper
 
-from ddod.data import build_resumable_train_loader, get_detection_dataset_dicts_checked
+from ddod.data import (
+    build_resumable_train_loader,
+    build_test_loader,
+    get_detection_dataset_dicts_checked,
+)
 from ddod.evaluation import build_coco_evaluator
 
 dataloader = OmegaConf.create()
@@ -42,7 +48,7 @@ dataloader.train = L(build_resumable_train_loader)(
     on_bad_image="error",  # or "skip": log unreadable images and use others
 )
 
-dataloader.test = L(build_detection_test_loader)(
+dataloader.test = L(build_test_loader)(
     dataset=L(get_detection_dataset_dicts_checked)(names="coco_2017_val", filter_empty=False),
     mapper=L(DatasetMapper)(
         is_train=False,

@@ -14,9 +14,13 @@ continues with the images an uninterrupted run would have seen.
 from omegaconf import OmegaConf
 
 from detectron2.config import LazyCall as L
-from detectron2.data import DatasetMapper, build_detection_test_loader
+from detectron2.data import DatasetMapper
 
-from ddod.data import build_resumable_train_loader, get_detection_dataset_dicts_checked
+from ddod.data import (
+    build_resumable_train_loader,
+    build_test_loader,
+    get_detection_dataset_dicts_checked,
+)
 from ddod.evaluation import build_coco_evaluator
 
 dataloader = OmegaConf.create()
@@ -34,7 +38,7 @@ dataloader.train = L(build_resumable_train_loader)(
     on_bad_image="error",  # or "skip": log unreadable images and use others
 )
 
-dataloader.test = L(build_detection_test_loader)(
+dataloader.test = L(build_test_loader)(
     dataset=L(get_detection_dataset_dicts_checked)(names="digits_det_val", filter_empty=False),
     mapper=L(DatasetMapper)(
         is_train=False,

@@ -22,9 +22,11 @@ from .digits import (
 )
 from .loader import (
     DatasetImageError,
+    FileNamingMapper,
     ResumableTrainLoader,
     TrainingStream,
     build_resumable_train_loader,
+    build_test_loader,
 )
 
 register_all_digits()
@@ -32,9 +34,11 @@ register_all_digits()
 __all__ = [
     "DIGITS_CLASSES",
     "DatasetImageError",
+    "FileNamingMapper",
     "ResumableTrainLoader",
     "TrainingStream",
     "build_resumable_train_loader",
+    "build_test_loader",
     "drop_invalid_boxes",
     "UnknownDatasetError",
     "check_dataset_files",

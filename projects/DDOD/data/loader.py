@@ -50,6 +50,8 @@ __all__ = [
     "ResumableTrainLoader",
     "TrainingStream",
     "build_resumable_train_loader",
+    "build_test_loader",
+    "FileNamingMapper",
 ]
 
 logger = logging.getLogger(__name__)
@@ -64,6 +66,17 @@ _UNREADABLE_IMAGE_ERRORS = (OSError, SyntaxError, SizeMismatchError)
 
 class DatasetImageError(RuntimeError):
     """A training sample could not be loaded. The message names the image file."""
+
+
+def _describe_record(record, index: Optional[int] = None) -> str:
+    """"image 'path' (image_id 7, dataset index 3)", for error messages."""
+    where = [] if index is None else [f"dataset index {index}"]
+    if isinstance(record, dict) and "file_name" in record:
+        if "image_id" in record:
+            where.insert(0, f"image_id {record['image_id']}")
+        text = f"image '{record['file_name']}'"
+        return text + (f" ({', '.join(where)})" if where else "")
+    return f"sample {index}" if index is not None else "a sample without 'file_name'"
 
 
 def _sample_seed(seed: int, position: int, attempt: int = 0) -> np.random.SeedSequence:
@@ -199,14 +212,7 @@ class _SeededMapDataset(torchdata.Dataset):
         return len(self.dataset)
 
     def _describe(self, record, index: int) -> str:
-        if isinstance(record, dict) and "file_name" in record:
-            text = f"image '{record['file_name']}'"
-            if "image_id" in record:
-                text += f" (image_id {record['image_id']}, dataset index {index})"
-            else:
-                text += f" (dataset index {index})"
-            return text
-        return f"sample {index}"
+        return _describe_record(record, index)
 
     def __getitem__(self, item):
         index, position = item
@@ -431,3 +437,37 @@ def build_resumable_train_loader(
         on_bad_image=on_bad_image,
         collate_fn=collate_fn,
     )
+
+
+class FileNamingMapper:
+    """Wraps a dataset mapper so that an unreadable image raises :class:`DatasetImageError`
+    naming the file, as the training loader does (detectron2's test loader would raise a bare
+    ``OSError`` from PIL that says nothing about which of thousands of images is broken).
+
+    Evaluation has no ``skip`` option on purpose: leaving an image out changes the metric.
+    """
+
+    def __init__(self, mapper: Callable, split: str = "test"):
+        self.mapper = mapper
+        self.split = split
+
+    def __call__(self, record):
+        try:
+            return self.mapper(record)
+        except _UNREADABLE_IMAGE_ERRORS as e:
+            raise DatasetImageError(
+                f"Cannot load {self.split} {_describe_record(record)}: {type(e).__name__}: {e}. "
+                "Fix the file or remove the image from the dataset's json."
+            ) from e
+
+    def __repr__(self):
+        return f"FileNamingMapper({self.mapper!r})"
+
+
+def build_test_loader(dataset, *, mapper: Callable, **kwargs):
+    """detectron2's ``build_detection_test_loader`` whose unreadable images raise
+    :class:`DatasetImageError` naming the file (see :class:`FileNamingMapper`). Same arguments.
+    """
+    from detectron2.data import build_detection_test_loader
+
+    return build_detection_test_loader(dataset, mapper=FileNamingMapper(mapper), **kwargs)

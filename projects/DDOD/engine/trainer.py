@@ -35,6 +35,7 @@ exists (v0.6 silently adds misspelt keys such as ``train.max_itr``).
 
 import difflib
 import inspect
+import json
 import logging
 import math
 import os
@@ -61,8 +62,10 @@ from detectron2.utils.file_io import PathManager
 from detectron2.utils.logger import setup_logger
 from detectron2.utils.registry import locate
 
+from ..data.coco_json import check_dataset_classes, register_config_datasets
 from ..utils import cpu as cpu_precision
 from .checkpoint import DetectionCheckpointer
+from .setup import write_model_summary
 
 __all__ = [
     "Trainer",
@@ -217,6 +220,10 @@ class Trainer(TrainerBase):
         """
         super().__init__()
         _setup_loggers_if_needed()
+        # Datasets recorded in the config (train_net.py --train-json ...), then the class check:
+        # a model/dataset class mismatch fails here, not after training, at evaluation time.
+        register_config_datasets(cfg)
+        check_dataset_classes(cfg)
 
         # Same order as DefaultTrainer: the optimizer needs the (unwrapped) model's parameters.
         model = self.build_model(cfg)
@@ -286,7 +293,28 @@ class Trainer(TrainerBase):
         if resume and self.checkpointer.has_checkpoint():
             # The checkpoint stores the iteration that just finished.
             self.start_iter = self.iter + 1
+            self._report_resume()
         self._position_data_loader(self.start_iter)
+
+    def _report_resume(self) -> None:
+        """Say what a resume will do when it is not simply "continue where it stopped"."""
+        output_dir = _select(self.cfg, "train.output_dir")
+        saved_max_iter = getattr(self, "_checkpoint_max_iter", None)
+        if saved_max_iter is not None and saved_max_iter != self.max_iter:
+            logger.warning(
+                f"Resuming a run of train.max_iter={saved_max_iter} with train.max_iter="
+                f"{self.max_iter}: the learning-rate schedule is a function of iter / max_iter, "
+                f"so from iteration {self.start_iter} on it follows the new length (warm-up and "
+                "decay steps move); the run will not match one trained with either length from "
+                "the start."
+            )
+        if self.start_iter >= self.max_iter:
+            logger.warning(
+                f"The run in '{output_dir}' already finished: its last checkpoint is at iteration "
+                f"{self.start_iter - 1} and train.max_iter={self.max_iter}. Nothing to train; the "
+                "final evaluation runs again. Raise train.max_iter to train longer, or use "
+                "--eval-only to evaluate."
+            )
 
     def _position_data_loader(self, start_iter: int) -> None:
         """Make the next batch the one of iteration ``start_iter``, if the loader allows it."""
@@ -336,6 +364,7 @@ class Trainer(TrainerBase):
 
     def state_dict(self):
         ret = super().state_dict()
+        ret["max_iter"] = self.max_iter  # lets a resume notice a changed schedule length
         # v0.6's DefaultTrainer omits this, so a resumed run restarted SGD momentum from zero.
         ret["_trainer"] = self._trainer.state_dict()
         if hasattr(self.data_loader, "state_dict"):
@@ -351,6 +380,7 @@ class Trainer(TrainerBase):
 
     def load_state_dict(self, state_dict):
         super().load_state_dict(state_dict)
+        self._checkpoint_max_iter = state_dict.get("max_iter")
         self._restored_metrics_history = state_dict.get("metrics_history")
         loader_state = state_dict.get("data_loader")
         if loader_state is not None and hasattr(self.data_loader, "load_state_dict"):
@@ -457,7 +487,7 @@ class Trainer(TrainerBase):
         model = instantiate(cfg.model)
         default_device = "cuda" if torch.cuda.is_available() else "cpu"
         model.to(_resolve_device(_select(cfg, "train.device", default=default_device)))
-        logger.info("Model:\n{}".format(model))
+        logger.info("Model: " + write_model_summary(model, _select(cfg, "train.output_dir", None)))
         return model
 
     @classmethod
@@ -499,7 +529,17 @@ class Trainer(TrainerBase):
                 "The config has no 'dataloader.evaluator'. Set one, or pass evaluators= to "
                 "Trainer.test()."
             )
-        return instantiate(cfg.dataloader.evaluator)
+        evaluator_cfg = cfg.dataloader.evaluator
+        output_dir = _select(cfg, "train.output_dir", default=None)
+        if output_dir and _lazy_target(evaluator_cfg) is not None:
+            if _child(evaluator_cfg, "output_dir") is None and _lazy_call_accepts(
+                evaluator_cfg, "output_dir"
+            ):
+                # Keep the predictions (coco_instances_results.json) next to the run.
+                evaluator_cfg = OmegaConf.merge(
+                    evaluator_cfg, {"output_dir": os.path.join(output_dir, "inference")}
+                )
+        return instantiate(evaluator_cfg)
 
     @classmethod
     def build_train_loop(cls, cfg, model, data_loader, optimizer) -> SimpleTrainer:
@@ -554,6 +594,8 @@ class Trainer(TrainerBase):
             ``{"bbox": {"AP": 41.2, ...}}``); ``{}`` when there is nothing to evaluate and on
             non-main processes whose evaluators return nothing.
         """
+        register_config_datasets(cfg)
+        check_dataset_classes(cfg)
         try:
             if evaluators is None:
                 evaluators = cls.build_evaluator(cfg)
@@ -576,7 +618,20 @@ class Trainer(TrainerBase):
             ), f"Evaluators must return a dict on the main process, got {results!r}."
             logger.info("Evaluation results in csv format:")
             print_csv_format(results)
+            _write_eval_results(cfg, results)
         return results
+
+
+def _write_eval_results(cfg, results) -> None:
+    """Save an evaluation's metrics to ``train.output_dir/inference/eval_results.json``."""
+    output_dir = _select(cfg, "train.output_dir", default=None)
+    if not output_dir or not results:
+        return
+    path = os.path.join(output_dir, "inference", "eval_results.json")
+    PathManager.mkdirs(os.path.dirname(path))
+    with PathManager.open(path, "w") as f:
+        json.dump(results, f, indent=2, default=float)
+    logger.info(f"Evaluation metrics written to {path}.")
 
 
 def _cuda_grad_scaler():
