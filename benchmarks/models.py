@@ -1,6 +1,10 @@
-"""The four detectors the benchmarks compare, built at one backbone, and their random inputs.
+"""The detectors the benchmarks compare, built at one backbone, and their random inputs.
 
 * ``DDOD``: ``configs/common/models/ddod.py`` as it is.
+* ``VFNet``: ``configs/common/models/vfnet.py`` (VarifocalNet on the same framework): its own
+  3 convs per tower (at most the preset's depth), star DCN, refinement, VFL, two GIoU terms.
+* ``DDOD+VFL`` (not in the default table; ``--models ... DDOD+VFL``): DDOD with the varifocal
+  loss in place of focal loss.
 * ``ATSS``: the same-framework ATSS baseline. ``configs/common/models/atss.py`` when that file
   exists; otherwise the DDOD config with its three disentanglements switched off
   (``reg_assigner=None``, ``cls_assigner=ATSSAssigner()``, no deformable convs,
@@ -31,16 +35,18 @@ from detectron2.config import LazyCall, LazyConfig, instantiate
 from detectron2.layers import ShapeSpec
 from detectron2.structures import Boxes, Instances
 
-from ddod.modeling import ATSSAssigner
+from ddod.modeling import ATSSAssigner, VarifocalLoss
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DDOD_CONFIG = os.path.join(ROOT, "configs", "common", "models", "ddod.py")
+VFNET_CONFIG = os.path.join(ROOT, "configs", "common", "models", "vfnet.py")
 ATSS_CONFIG = os.path.join(ROOT, "configs", "common", "models", "atss.py")
 
-MODEL_NAMES = ("DDOD", "ATSS", "FCOS", "RetinaNet")
+MODEL_NAMES = ("DDOD", "ATSS", "VFNet", "FCOS", "RetinaNet")
 # Not in the default table; ``--models ... DDOD-noDCN`` adds it to split DDOD's overhead into
-# its deformable convs and the rest (assignment, level re-weighting).
-EXTRA_MODEL_NAMES = ("DDOD-noDCN",)
+# its deformable convs and the rest (assignment, level re-weighting); ``DDOD+VFL`` measures the
+# varifocal loss's cost on DDOD.
+EXTRA_MODEL_NAMES = ("DDOD-noDCN", "DDOD+VFL")
 BASELINE = "ATSS"
 
 
@@ -96,6 +102,13 @@ def _apply_backbone(model_cfg, spec: BackboneSpec):
 def ddod_config(spec: BackboneSpec):
     cfg = LazyConfig.load(DDOD_CONFIG).model
     _apply_backbone(cfg, spec)
+    return cfg
+
+
+def vfnet_config(spec: BackboneSpec):
+    cfg = LazyConfig.load(VFNET_CONFIG).model
+    _apply_backbone(cfg, spec)
+    cfg.head.num_convs = min(3, spec.head_convs)  # VFNet's towers have 3 convs, not 4
     return cfg
 
 
@@ -168,10 +181,17 @@ def build_models(
     no_dcn_cfg = copy.deepcopy(ddod_cfg)
     no_dcn_cfg.head.cls_deform_index = None
     no_dcn_cfg.head.reg_deform_index = None
+    vfl_cfg = copy.deepcopy(ddod_cfg)
+    vfl_cfg.cls_loss = LazyCall(VarifocalLoss)(alpha=0.75, gamma=2.0, iou_weighted=True)
     configs = {
         "DDOD": (ddod_cfg, "configs/common/models/ddod.py"),
         "DDOD-noDCN": (no_dcn_cfg, "configs/common/models/ddod.py without deformable convs"),
+        "DDOD+VFL": (vfl_cfg, "configs/common/models/ddod.py with cls_loss=VarifocalLoss()"),
         "ATSS": (atss_cfg, atss_source),
+        "VFNet": (
+            vfnet_config(spec),
+            "configs/common/models/vfnet.py (3 convs per tower, star DCN, refinement, VFL)",
+        ),
         "FCOS": (
             fcos_config(ddod_cfg, spec),
             "detectron2 model zoo common/models/fcos.py (v0.6 FCOS), GN through a callable norm",
