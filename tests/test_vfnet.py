@@ -341,6 +341,19 @@ def test_vfnet_losses_hand_checked():
     (g_init,) = torch.autograd.grad(losses["loss_bbox"], [init], allow_unused=True)
     assert g_init is None or torch.count_nonzero(g_init) == 0
 
+    # the paper's Eq. 3 instead: both boxes weighted by the refined box's IoU (the VFL target q),
+    # normalised by the positive count
+    model.iou_weighting = "scored_iou"
+    losses = model.losses(
+        anchors, [4, 2], cls_logits, refined, None, labels, labels, boxes, None, init
+    )
+    for name, deltas, w in (("loss_bbox", refined, 2.0), ("loss_bbox_init", init, 1.5)):
+        giou = generalized_box_iou_loss(decoded(deltas), gt.expand(2, 4), reduction="none")
+        expected = w * (giou * iou_rf).sum() / 2
+        assert losses[name].item() == pytest.approx(expected.item(), rel=1e-4), name
+    with pytest.raises(ValueError):
+        tiny_vfnet(iou_weighting="paper")
+
 
 def test_vfl_on_ddod_uses_the_predicted_box_iou_of_the_cls_assignment():
     """DDOD + VFL: the classification target at a cls positive is the IoU of DDOD's predicted box

@@ -100,6 +100,8 @@ def add_ddod_config(cfg):
     d.CENTERNESS_WEIGHTED_BOX_LOSS = False
     # VFNet's box weighting: each box's loss times its (detached) IoU, normalised by their sum.
     d.IOU_WEIGHTED_BOX_LOSS = False
+    # "own_iou" (VFNet's code: each box by its own IoU, / IoU sum) or "scored_iou" (paper Eq. 3).
+    d.IOU_WEIGHTING = "own_iou"
     # Weight of the initial box's loss, for heads that refine their boxes (VFNetHead).
     d.LOSS_INIT_BBOX_WEIGHT = 1.5
     # Classification loss: "focal" (FOCAL_LOSS_*) or "varifocal" (VFL_*; IoU-aware targets).

@@ -5,16 +5,17 @@ Three weightings, all multiplied by the per-level factors of the caller:
 
 * none (ATSS, DDOD, RetinaNet): weight 1, normalised by the positive count;
 * centerness (FCOS*): weight = centerness target, normalised by the all-reduced sum of those;
-* IoU (VarifocalNet): weight = IoU of the (detached) predicted box with its GT, at least 1e-6,
-  normalised by the all-reduced sum of those, at least 1. VFNet applies it to its initial and
-  its refined box, each with its own IoU.
+* IoU (VarifocalNet): weight = an IoU of the (detached) predicted box with its GT, at least
+  1e-6. The official code weights each of its two boxes (initial, refined) by its own IoU and
+  normalises by the all-reduced sum of those weights, at least 1 (``iou_sum_normalized``); the
+  paper's Eq. 3 weights both by the refined box's IoU (the IACS target q) and normalises by the
+  positive count. The caller passes the weights.
 """
 from typing import Optional
 
 from torch import Tensor
 
 from ...utils.comm import all_reduce_mean
-from ..assigners.atss import aligned_box_iou
 from .dense_losses import giou_loss_per_box, smooth_l1_loss_per_box
 
 __all__ = ["weighted_box_loss"]
@@ -31,7 +32,8 @@ def weighted_box_loss(
     loss_type: str = "giou",
     smooth_l1_beta: float = 0.0,
     centerness: Optional[Tensor] = None,
-    iou_weighted: bool = False,
+    iou_weights: Optional[Tensor] = None,
+    iou_sum_normalized: bool = True,
 ) -> Tensor:
     """
     Args:
@@ -41,7 +43,9 @@ def weighted_box_loss(
         normalizer: scalar, the positive count normaliser (used without another weighting).
         loss_type: "giou" (on boxes) or "smooth_l1" (on deltas; L1 with beta 0).
         centerness: (P,) centerness targets to weight by (FCOS*), or None.
-        iou_weighted: weight by the detached IoU of each predicted box with its target (VFNet).
+        iou_weights: (P,) detached IoUs to weight by (VFNet), clamped at 1e-6 here; or None.
+        iou_sum_normalized: normalise IoU-weighted losses by the all-reduced IoU sum (at least
+            1) instead of ``normalizer``.
 
     Returns:
         a scalar: sum of weighted losses / normaliser; exactly 0 (and still connected to the
@@ -56,9 +60,10 @@ def weighted_box_loss(
         # FCOS*: central positives count more; normalised by the (all-reduced) total.
         weight = level_weights * centerness
         normalizer = all_reduce_mean(centerness.sum()).clamp(min=1e-6)
-    elif iou_weighted:
-        # VFNet: well-localised positives count more (the reference's per-box IoU weights).
-        iou = aligned_box_iou(pred_boxes.detach(), target_boxes).clamp(min=1e-6)
+    elif iou_weights is not None:
+        # VFNet: well-localised positives count more.
+        iou = iou_weights.detach().clamp(min=1e-6)
         weight = level_weights * iou
-        normalizer = all_reduce_mean(iou.sum()).clamp(min=1.0)
+        if iou_sum_normalized:
+            normalizer = all_reduce_mean(iou.sum()).clamp(min=1.0)
     return (loss * weight).sum() / normalizer

@@ -81,6 +81,10 @@ __all__ = ["DDOD"]
 logger = logging.getLogger(__name__)
 
 QUALITY_TARGETS = ("iou", "centerness")
+# With iou_weighted_box_loss: "own_iou" weights each box stage by its own IoU, normalised by the
+# IoU sum (VFNet's official code); "scored_iou" weights every stage by the scored box's IoU,
+# normalised by the positive count (the VFNet paper's Eq. 3).
+IOU_WEIGHTINGS = ("own_iou", "scored_iou")
 TEST_SCORE_MODES = ("cls", "cls_x_quality")
 
 
@@ -130,6 +134,7 @@ class DDOD(DenseDetector):
         quality_target: Optional[str] = "iou",
         centerness_weighted_box_loss: bool = False,
         iou_weighted_box_loss: bool = False,
+        iou_weighting: str = "own_iou",
         test_score_mode: str = "cls_x_quality",
         test_score_thresh: float = 0.05,
         test_topk_candidates: int = 1000,
@@ -173,6 +178,9 @@ class DDOD(DenseDetector):
             iou_weighted_box_loss: weight each positive's box loss by the (detached) IoU of
                 that box with its GT and normalise by their sum (VFNet; each box stage by its
                 own IoU).
+            iou_weighting: with ``iou_weighted_box_loss``, "own_iou" (above, the official code)
+                or "scored_iou" (paper Eq. 3: every box stage weighted by the scored box's IoU,
+                normalised by the positive count).
 
             # Inference parameters
             test_score_mode: "cls" or "cls_x_quality" (times the quality branch's sigmoid).
@@ -208,6 +216,8 @@ class DDOD(DenseDetector):
             cls_loss = FocalLoss(alpha=focal_loss_alpha, gamma=focal_loss_gamma)
         # a submodule without parameters or buffers: no checkpoint keys
         self.cls_loss = cls_loss
+        if iou_weighting not in IOU_WEIGHTINGS:
+            raise ValueError(f"iou_weighting must be one of {IOU_WEIGHTINGS}.")
         if centerness_weighted_box_loss and iou_weighted_box_loss:
             raise ValueError(
                 "Choose one of centerness_weighted_box_loss and iou_weighted_box_loss."
@@ -232,6 +242,7 @@ class DDOD(DenseDetector):
         self.quality_target           = quality_target
         self.centerness_weighted_box_loss = centerness_weighted_box_loss
         self.iou_weighted_box_loss    = iou_weighted_box_loss
+        self.iou_weighting            = iou_weighting
         self.loss_init_bbox_weight    = loss_init_bbox_weight
         self.test_score_mode          = test_score_mode
         self.loss_cls_weight          = loss_cls_weight
@@ -318,6 +329,7 @@ class DDOD(DenseDetector):
             "quality_target": None if d.QUALITY_TARGET == "none" else d.QUALITY_TARGET,
             "centerness_weighted_box_loss": d.CENTERNESS_WEIGHTED_BOX_LOSS,
             "iou_weighted_box_loss": d.IOU_WEIGHTED_BOX_LOSS,
+            "iou_weighting": d.IOU_WEIGHTING,
             "test_score_mode": d.SCORE_MODE_TEST,
             "test_score_thresh": d.SCORE_THRESH_TEST,
             "test_topk_candidates": d.TOPK_CANDIDATES_TEST,
@@ -585,19 +597,28 @@ class DDOD(DenseDetector):
                 points = (pos_anchors[:, :2] + pos_anchors[:, 2:]) / 2
                 centerness = centerness_target(points, gt_boxes)
 
+            scored_iou = None
+
             def box_term(deltas):
                 pos_deltas = deltas[pos_idx].float()
                 pred_boxes = self._decode(pos_deltas, pos_anchors)
+                iou_weights = None
+                if self.iou_weighted_box_loss:
+                    iou_weights = scored_iou
+                    if iou_weights is None or self.iou_weighting == "own_iou":
+                        iou_weights = aligned_box_iou(pred_boxes.detach(), target_boxes)
                 loss = weighted_box_loss(
                     pred_boxes, target_boxes, pos_deltas, target_deltas, anchor_w, normalizer_reg,
                     loss_type=self.box_reg_loss_type,
                     smooth_l1_beta=self.smooth_l1_beta,
                     centerness=centerness if self.centerness_weighted_box_loss else None,
-                    iou_weighted=self.iou_weighted_box_loss,
+                    iou_weights=iou_weights,
+                    iou_sum_normalized=self.iou_weighting == "own_iou",
                 )  # fmt: skip
-                return loss, pred_boxes
+                return loss, pred_boxes, iou_weights
 
-            loss_bbox, pred_boxes = box_term(bbox_deltas)
+            # the scored box first: its IoU also weights the initial box's loss ("scored_iou")
+            loss_bbox, pred_boxes, scored_iou = box_term(bbox_deltas)
             losses = {
                 "loss_cls": self.loss_cls_weight * loss_cls,
                 "loss_bbox": self.loss_bbox_weight * loss_bbox,
