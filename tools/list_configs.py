@@ -1,16 +1,20 @@
 #!/usr/bin/env python
-"""List the paper's experiment configs (configs/paper/**) next to the paper's COCO results.
+"""List every config of the project, and the papers' COCO results next to the table configs.
 
-Each config under configs/paper/ reproduces one row of one of the paper's Tables 1-7 (COCO,
-ResNet-50, 1x) and records that row's published numbers in its top-level ``paper`` key. This
-prints them as one table; the "ours" column shows the AP of a run of the config when its
+Every config under ``configs/`` except the shared pieces in ``configs/common/`` is listed: the
+main configs (``configs/*.py``), the CPU quickstarts (``configs/quickstart/``), the method
+combinations (``configs/combos/``), and one config per row of each paper's tables
+(``configs/paper/`` for DDOD, ``configs/paper_<method>/`` for the others). A table config records
+its row's published numbers in a top-level ``paper`` key (``method``, default "DDOD", ``table``,
+``row``, ``AP``...). The "ours AP" column shows the AP of a run of the config when its
 ``train.output_dir`` (relative to the current directory, or to ``--output-root``) holds a
 ``metrics.json`` with an evaluation, and stays empty otherwise.
 
 Usage::
 
-    python tools/list_configs.py                 # every table, Markdown
-    python tools/list_configs.py --table 3 4     # only Tables 3 and 4
+    python tools/list_configs.py                        # every config, Markdown
+    python tools/list_configs.py --table 3 4            # only Tables 3 and 4 (of every paper)
+    python tools/list_configs.py --method VFNet --table 3
 """
 import argparse
 import glob
@@ -19,8 +23,16 @@ import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PAPER_CONFIGS = os.path.join(ROOT, "configs", "paper")
+CONFIGS = os.path.join(ROOT, "configs")
+PAPER_CONFIGS = os.path.join(CONFIGS, "paper")
 METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+# (glob under configs/, kind), in listing order; configs/common holds pieces, not configs
+GROUPS = (
+    ("*.py", "main"),
+    ("quickstart/*.py", "quickstart"),
+    ("combos/*.py", "combination"),
+    ("paper*/table*/*.py", "paper"),
+)
 
 
 def _import_ddod():
@@ -30,14 +42,45 @@ def _import_ddod():
     import train_net  # noqa: F401  (imports ddod, which configs import)
 
 
+def find_configs():
+    """(path, kind) of every config, kinds in GROUPS order, paths sorted within a kind."""
+    found = []
+    for pattern, kind in GROUPS:
+        found += [(p, kind) for p in sorted(glob.glob(os.path.join(CONFIGS, pattern)))]
+    return found
+
+
+def _table_number(path) -> int:
+    folder = os.path.basename(os.path.dirname(path))  # "table6_dcn_position"
+    return int(folder[len("table"):].split("_")[0])
+
+
 def find_paper_configs(tables=None):
-    """Paths of the table configs, sorted by table then file name; ``tables`` filters (ints)."""
+    """Paths of DDOD's table configs (configs/paper/), sorted by table then file name;
+    ``tables`` filters (ints)."""
     paths = sorted(glob.glob(os.path.join(PAPER_CONFIGS, "table*", "*.py")))
     if tables:
-        wanted = {f"table{t}_" for t in tables}
-        paths = [p for p in paths if any(os.path.basename(os.path.dirname(p)).startswith(w)
-                                         for w in wanted)]  # fmt: skip
+        paths = [p for p in paths if _table_number(p) in set(tables)]
     return paths
+
+
+def describe(path, max_chars: int = 100) -> str:
+    """The first sentence of the config's leading comment (what it is), at most ``max_chars``."""
+    words = []
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if not line.startswith("#") or line == "#":
+                break
+            words += line.lstrip("#").split()
+    text = " ".join(words)
+    depth = 0
+    for i, char in enumerate(text):  # cut at the first ". ", ": " or "; " outside parentheses
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and char in ".:;" and text[i + 1 : i + 2] in (" ", ""):
+            text = text[:i]
+            break
+    return text if len(text) <= max_chars else text[: max_chars - 3].rsplit(" ", 1)[0] + "..."
 
 
 def load_paper_config(path):
@@ -93,9 +136,34 @@ def format_table(rows, columns):
     return "\n".join(lines)
 
 
+def collect_rows(paths_and_kinds, output_root="."):
+    """One dict per config: method, table, row, config path, the paper's metrics, ours."""
+    rows = []
+    for path, kind in paths_and_kinds:
+        cfg = load_paper_config(path)
+        if "paper" in cfg:
+            row = paper_row(cfg)
+            row.setdefault("method", "DDOD")
+        elif kind == "paper":
+            raise KeyError(f"{os.path.relpath(path, ROOT)}: a table config needs a 'paper' key.")
+        else:
+            row = {"method": "", "table": kind, "row": describe(path)}
+        row["config"] = os.path.relpath(path, ROOT)
+        output_dir = cfg.train.output_dir if "train" in cfg else None
+        ours = read_eval_metrics(os.path.join(output_root, output_dir)) if output_dir else None
+        row["ours"] = None if ours is None else ours["AP"]
+        rows.append(row)
+    return rows
+
+
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--table", type=int, nargs="*", help="only these table numbers")
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("Usage::", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--table", type=int, nargs="+", help="only these paper table numbers")
+    parser.add_argument("--method", help="only this paper's tables (DDOD, VFNet, ...)")
     parser.add_argument(
         "--output-root",
         default=".",
@@ -103,15 +171,29 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
 
-    rows = []
-    for path in find_paper_configs(args.table):
-        cfg = load_paper_config(path)
-        row = paper_row(cfg)
-        row["config"] = os.path.relpath(path, ROOT)
-        ours = read_eval_metrics(os.path.join(args.output_root, cfg.train.output_dir))
-        row["ours"] = None if ours is None else ours["AP"]
-        rows.append(row)
+    found = find_configs()
+    if args.table or args.method:
+        paper = [(p, k) for p, k in found if k == "paper"]
+        rows = collect_rows(paper, args.output_root)
+        known = sorted({(r["method"], r["table"]) for r in rows})
+        if args.method:
+            rows = [r for r in rows if r["method"].lower() == args.method.lower()]
+            if not rows:
+                methods = sorted({m for m, _ in known})
+                parser.error(f"no paper configs for --method {args.method!r}; methods: {methods}")
+        if args.table:
+            rows = [r for r in rows if r["table"] in set(args.table)]
+            missing = set(args.table) - {r["table"] for r in rows}
+            if missing:
+                listing = "; ".join(
+                    f"{m}: {', '.join(str(t) for mm, t in known if mm == m)}"
+                    for m in sorted({m for m, _ in known})
+                )
+                parser.error(f"no table {sorted(missing)} in the configs (tables: {listing})")
+    else:
+        rows = collect_rows(found, args.output_root)
     columns = [
+        ("method", lambda r: r["method"]),
         ("table", lambda r: r["table"]),
         ("row", lambda r: r["row"]),
         ("config", lambda r: f"`{r['config']}`"),

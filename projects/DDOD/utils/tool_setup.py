@@ -10,6 +10,7 @@ import torch
 from detectron2.config import LazyConfig, instantiate
 from detectron2.data import Metadata, MetadataCatalog
 
+from ..data.coco_json import register_config_datasets
 from ..engine import DetectionCheckpointer, apply_overrides
 
 __all__ = ["load_config", "build_model_with_weights", "dataset_metadata"]
@@ -22,7 +23,9 @@ def load_config(config_file: str, opts: Optional[Sequence[str]] = None):
     an override of a key that does not exist is an error that names it."""
     if not os.path.isfile(config_file):
         raise SystemExit(f"--config-file {config_file!r} does not exist.")
-    return apply_overrides(LazyConfig.load(config_file), list(opts or []))
+    cfg = apply_overrides(LazyConfig.load(config_file), list(opts or []))
+    register_config_datasets(cfg)  # a run's config.yaml may name datasets from --train-json
+    return cfg
 
 
 def build_model_with_weights(cfg) -> Tuple[torch.nn.Module, str]:
