@@ -463,15 +463,8 @@ def test_yacs_vfnet_and_ddod_with_vfl():
 
     from ddod import add_vfnet_config
 
-    cfg = small_yacs_cfg()
-    add_vfnet_config(cfg)
-    cfg.MODEL.RESNETS.DEPTH = 18
-    cfg.MODEL.RESNETS.RES2_OUT_CHANNELS = 64
-    cfg.MODEL.RESNETS.STRIDE_IN_1X1 = False
-    cfg.MODEL.FPN.OUT_CHANNELS = 32
-    cfg.MODEL.DDOD.HEAD_CONV_DIMS = 32
-    cfg.MODEL.DDOD.HEAD_NUM_CONVS = 2
-    cfg.MODEL.DDOD.NUM_CLASSES = 4
+    cfg = add_vfnet_config(small_yacs_cfg())  # keeps the small sizes
+    assert cfg.MODEL.DDOD.HEAD_CONV_DIMS == 32 and cfg.MODEL.DDOD.HEAD_NUM_CONVS == 3
     torch.manual_seed(0)
     model = build_model(cfg)
     assert isinstance(model.head, VFNetHead) and isinstance(model.cls_loss, VarifocalLoss)

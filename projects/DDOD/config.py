@@ -129,8 +129,12 @@ def add_vfnet_config(cfg):
     """``add_ddod_config`` with VarifocalNet's composition (configs/common/models/vfnet.py):
     VFNetHead (3 convs per tower, star DCN, refinement), one plain ATSS assignment, varifocal
     loss, GIoU x 1.5 (initial box) and x 2.0 (refined box) weighted by their IoUs, scores =
-    sigmoid(cls), no level re-weighting. Anchors/backbone as DDOD's (8 x stride, offset 0)."""
-    add_ddod_config(cfg)
+    sigmoid(cls), no level re-weighting. Anchors/backbone as DDOD's (8 x stride, offset 0).
+
+    On a config that already has the DDOD keys (e.g. sized for a small run) only the keys that
+    make the composition change; the others (NUM_CLASSES, HEAD_CONV_DIMS, ...) are kept."""
+    if "DDOD" not in cfg.MODEL:
+        add_ddod_config(cfg)
     d = cfg.MODEL.DDOD
     d.HEAD_NAME = "VFNetHead"
     d.HEAD_NUM_CONVS = 3
