@@ -37,6 +37,8 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from ddod.utils import cpu as cpu_info
+
 MiB = float(1 << 20)
 
 
@@ -66,6 +68,23 @@ def precision_label(device: torch.device, precision: str) -> str:
     if precision == "fp32":
         return "fp32"
     return "fp16 autocast" if device.type == "cuda" else "bf16 autocast"
+
+
+def mixed_precision_skip_reason(device: torch.device) -> Optional[str]:
+    """Why the mixed-precision rows are skipped on this device, or None to run them.
+
+    On a CPU without native bf16 the bf16 rows would take hours (emulated bf16 convs measured
+    ~500x slower than fp32 with oneDNN capped to AVX2) and say nothing about a useful setting,
+    so they are skipped, as ``train.amp.enabled`` falls back to fp32 (see ddod.utils.cpu).
+    ``DDOD_CPU_BF16=1`` runs them anyway.
+    """
+    if device.type != "cpu":
+        return None
+    if cpu_info.cpu_autocast_dtype("bf16 rows", fallback="skipped") is not None:
+        return None
+    if cpu_info.bf16_support().native:  # native, but DDOD_CPU_BF16=0 said no
+        return f"skipped: {cpu_info.OVERRIDE_ENV}=0"
+    return "skipped: no native bf16 on this CPU (see the CPU line above the table)"
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -99,15 +118,12 @@ def total_memory_bytes(device: torch.device) -> Optional[int]:
         return None
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+def thread_settings() -> str:
+    """torch's thread count and the OpenMP variables that decide how a shared CPU behaves."""
+    env = ", ".join(
+        f"{var}={os.environ.get(var, 'unset')}" for var in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")
+    )
+    return f"threads: torch threads={torch.get_num_threads()}, {env}"
 
 
 def load_average() -> Optional[float]:
@@ -137,15 +153,13 @@ def machine_description(device: torch.device) -> List[str]:
             f"cudnn={torch.backends.cudnn.allow_tf32}, "
             f"cudnn.benchmark={torch.backends.cudnn.benchmark}"
         )
-        lines.append(f"host: {_cpu_model()}, {os.cpu_count()} logical CPUs")
+        lines.append(f"host: {cpu_info.cpu_model()}, {os.cpu_count()} logical CPUs")
     else:
         total = total_memory_bytes(device)
         mem = f", {total / MiB / 1024:.0f} GiB RAM" if total else ""
-        omp = os.environ.get("OMP_WAIT_POLICY", "unset")
-        lines.append(
-            f"device: CPU, {_cpu_model()}, {os.cpu_count()} logical CPUs{mem}, "
-            f"torch threads={torch.get_num_threads()}, OMP_WAIT_POLICY={omp}"
-        )
+        lines.append(f"device: CPU, {cpu_info.cpu_model()}, {os.cpu_count()} logical CPUs{mem}")
+        lines.append(f"CPU {cpu_info.cpu_description()}")
+        lines.append(thread_settings())
     lines.append(
         f"software: Python {platform.python_version()}, torch {torch.__version__}, "
         f"torchvision {torchvision.__version__}, detectron2 {d2}"
@@ -174,13 +188,25 @@ def describe_error(exc: BaseException) -> str:
 
 
 def interleaved_times(
-    fns: Dict[str, Callable[[], object]], device: torch.device, *, warmup: int, runs: int
+    fns: Dict[str, Callable[[], object]],
+    device: torch.device,
+    *,
+    warmup: int,
+    runs: int,
+    deadline: Optional[float] = None,
+    min_runs: int = 1,
+    reserve_rounds: float = 0.0,
 ) -> Tuple[Dict[str, List[float]], Dict[str, str]]:
     """Run every ``fn`` ``warmup`` times untimed, then ``runs`` timed times, interleaved.
 
     Run r calls the functions in an order rotated by r, so no function is always first after a
     garbage collection or always next to the same neighbour. A function that raises is dropped
     from the later runs and reported, so one failing model does not stop the others.
+
+    With a ``deadline`` (a ``time.perf_counter()`` value, see :class:`TimeBudget`), the timed
+    runs stop early, after ``min_runs`` at least, when one more round (one call of every ``fn``,
+    as long as the last round) would end after it; ``reserve_rounds`` rounds of the caller's
+    own later work (e.g. a memory pass) are counted in.
 
     Returns:
         ({name: [seconds of each timed run]}, {name: error message}).
@@ -197,13 +223,19 @@ def interleaved_times(
             return None
 
     names = list(fns)
+    t0 = time.perf_counter()
     for name in names:
         for _ in range(warmup):
             if name not in errors:
                 guarded(name, False)
     synchronize(device)
+    round_s = (time.perf_counter() - t0) / max(warmup, 1)  # until a timed round has run
     times = {name: [] for name in names}
     for r in range(runs):
+        if deadline is not None and r >= min_runs:
+            if time.perf_counter() + round_s * (1.0 + reserve_rounds) > deadline:
+                break
+        t0 = time.perf_counter()
         order = names[r % len(names):] + names[: r % len(names)] if names else []
         for name in order:
             if name in errors:
@@ -212,7 +244,38 @@ def interleaved_times(
             t = guarded(name, True)
             if t is not None:
                 times[name].append(t)
+        round_s = time.perf_counter() - t0
     return {n: t for n, t in times.items() if n not in errors}, errors
+
+
+class TimeBudget:
+    """A wall-clock budget for a whole run, handed out as deadlines to its pieces of work.
+
+    A piece (a section, then a group of interleaved runs within it) gets the share of the time
+    left that its weight is of the weights still to come. Time a piece leaves unused goes to the
+    later ones, and a piece that overruns (it always makes its minimum number of runs) takes
+    from them, so the run ends near the budget whatever the speed of the machine. Weights are
+    rough relative costs: only their ratios matter. Without a budget every deadline is None.
+    """
+
+    def __init__(self, seconds: Optional[float]):
+        self.seconds = seconds or None
+        self.end = None if self.seconds is None else time.perf_counter() + self.seconds
+
+    def deadline(self, weight: float, weights_left: float) -> Optional[float]:
+        """The deadline of a piece of ``weight`` when ``weights_left`` (this one included) are
+        still to run before the end of the budget."""
+        return share_of_time(self.end, weight, weights_left)
+
+
+def share_of_time(end: Optional[float], weight: float, weights_left: float) -> Optional[float]:
+    """The deadline of a piece of work of ``weight`` that shares the time until ``end`` (a
+    ``time.perf_counter()`` value, or None for no limit) with the pieces after it, in proportion
+    to their weights (``weights_left`` counts this piece too)."""
+    if end is None:
+        return None
+    now = time.perf_counter()
+    return now + max(0.0, end - now) * weight / max(weights_left, weight, 1e-9)
 
 
 def median(values: Iterable[float]) -> float:

@@ -13,7 +13,8 @@ channels, 3x3 kernel, like one tower conv of the head. Rows:
 
 Columns: forward under ``no_grad`` and forward + backward (gradients of input, offsets and
 weight), in fp32 and under bf16 CPU autocast (the inputs are then bf16, as the FPN's outputs
-are under autocast). Each figure is the median of ``--runs`` timed calls after one warm-up;
+are under autocast; skipped where the CPU has no native bf16, see ddod.utils.cpu). Each figure
+is the median of ``--runs`` timed calls after one warm-up;
 the calls of all rows and columns are interleaved, so a slow spell of a shared machine hits
 them alike. Run with ``OMP_WAIT_POLICY=PASSIVE`` (see benchmarks/run.py).
 """
@@ -31,6 +32,7 @@ import torch.nn.functional as F  # noqa: E402
 
 import ddod  # noqa: E402,F401  (compat patches before any detectron2 import)
 from ddod.modeling.layers.deform_conv import deform_conv2d_cpu  # noqa: E402
+from ddod.utils import cpu as cpu_info  # noqa: E402
 
 LEVELS = [(40, 64), (20, 32), (10, 16), (5, 8), (3, 4)]  # P3-P7 of a 320x512 image
 
@@ -98,9 +100,12 @@ def main(argv=None):
         "bf16 fwd": (False, True),
         "bf16 fwd+bwd": (True, True),
     }
+    # Emulated bf16 (no native instructions) would take minutes per call: skip those columns.
+    bf16_ok = cpu_info.cpu_autocast_dtype("bf16 columns", fallback="skipped") is not None
+    timed_columns = {col: v for col, v in columns.items() if bf16_ok or not v[1]}
     calls = {}
     for name, op in ops.items():
-        for col, (backward, bf16) in columns.items():
+        for col, (backward, bf16) in timed_columns.items():
             dtype = torch.bfloat16 if bf16 else torch.float32
             calls[(name, col)] = make_call(op, inputs[dtype], weight, backward=backward, bf16=bf16)
 
@@ -123,6 +128,7 @@ def main(argv=None):
         f"median of {args.runs} runs, ms per call (all levels); torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}"
     )
+    print(f"CPU: {cpu_info.cpu_model()}; {cpu_info.cpu_description()}")
     print()
     header = "| op | " + " | ".join(columns) + " |"
     print(header)
@@ -131,6 +137,9 @@ def main(argv=None):
     for name in ops:
         cells = []
         for col in columns:
+            if col not in timed_columns:
+                cells.append("skipped (no native bf16)")
+                continue
             m = medians[(name, col)]
             ratio = m / medians[("conv", col)]
             cells.append(f"{m * 1e3:.1f}" + ("" if name == "conv" else f" ({ratio:.2f}x)"))

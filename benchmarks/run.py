@@ -6,6 +6,11 @@ and RetinaNet, in one run, printed as one Markdown table with a PASS/FAIL summar
     python -m benchmarks.run --device cpu --quick       # fewer runs and assigner sizes
     python -m benchmarks.run --device cpu --preset tiny # smoke-test size (under a minute)
 
+On the CPU the run keeps to a time budget (``--time-budget``: 7 minutes, 2.5 with ``--quick``;
+``0`` for none): each section gets a share of the time left by its rough cost, and a figure whose
+runs would overrun its share gets fewer (at least one; its note says "k of n runs (time
+budget)"), so the command ends in about the same time on a slow or busy host as on a fast one.
+
 What is measured (random weights, random uint8 images already on the device, a fixed number of
 random GT boxes per image, so no data loading is timed):
 
@@ -15,9 +20,12 @@ random GT boxes per image, so no data loading is timed):
   same work whatever the rate).
 * infer: ``model.eval()`` forward under ``torch.no_grad()`` with post-processing, batch 1 (latency)
   and a larger batch (throughput), in fp32 and mixed precision (fp16 autocast on CUDA, bf16
-  autocast on the CPU). With ``--postprocess full`` (default) every classification output starts
-  at p = 0.5 so every FPN level fills its top-1000 candidates and NMS runs at full load, as with
-  a trained model on COCO; a freshly initialised detector (p = 0.01) would keep no box at all.
+  autocast on the CPU). On a CPU without native bf16 (see ``ddod.utils.cpu``; the header's
+  "CPU ISA" line says which) the bf16 rows are skipped and labelled so: emulated bf16 is
+  hundreds of times slower and would keep the run going for hours. With ``--postprocess full``
+  (default) every classification output starts at p = 0.5 so every FPN level fills its
+  top-1000 candidates and NMS runs at full load, as with a trained model on COCO; a freshly
+  initialised detector (p = 0.01) would keep no box at all.
 * assignment share: DDOD's training step at ``--share-objects`` GT per image, with the
   assignment (``DDOD.label_anchors``: prediction decoding (once for both branches), both
   cost-ATSS calls per image and the label/box targets) timed inside the same step, synchronised on CUDA.
@@ -33,7 +41,8 @@ Memory is defined in ``benchmarks/common.py``.
 On a CPU shared with other jobs, OpenMP worker threads that spin while waiting for a core make
 small ops very slow and the figures erratic (a tiny model's step measured 50x slower with two
 threads than with one); run with ``OMP_WAIT_POLICY=PASSIVE`` in the environment, or
-``--threads 1``. The header prints the load average, so a noisy run shows as one.
+``--threads 1``. The header prints the load average, the thread settings and the CPU time next
+to the wall time, so a noisy run shows as one.
 """
 import argparse
 import json
@@ -59,9 +68,12 @@ from .common import (  # noqa: E402
     load_average,
     machine_description,
     median,
+    mixed_precision_skip_reason,
     peak_memory_bytes,
+    TimeBudget,
     precision_context,
     precision_label,
+    share_of_time,
     state_tensors,
     synchronize,
     time_call,
@@ -89,6 +101,7 @@ PRESETS = {
     "cpu": dict(
         backbone="R50", size="320x512", train_batch=2, infer_batch=8, num_gt=8, warmup=1,
         runs=5, throughput_runs=3, assigner_sizes=["320x512", "512x832", "800x1333"],
+        time_budget=420, quick_time_budget=150,
     ),  # fmt: skip
     # smoke test: every code path, nothing of realistic size
     "tiny": dict(
@@ -103,8 +116,14 @@ TARGET_INFER = 1.05
 TARGET_SHARE = 0.10
 
 
+_T0 = time.perf_counter(), time.process_time()
+
+
 def log(msg: str):
-    print(msg, file=sys.stderr, flush=True)
+    """Progress on stderr, with the wall-clock and CPU seconds since start: where the time goes
+    on a slow host, and how much of it other jobs took on a busy one (wall >> CPU / threads)."""
+    wall, cpu = time.perf_counter() - _T0[0], time.process_time() - _T0[1]
+    print(f"[{wall:6.1f} s, CPU {cpu:6.1f} s] {msg}", file=sys.stderr, flush=True)
 
 
 def parse_size(text: str):
@@ -152,6 +171,11 @@ def get_args(argv=None):
     )  # fmt: skip
     p.add_argument("--postprocess", choices=["full", "init"], default="full")
     p.add_argument("--threads", type=int, help="torch.set_num_threads (CPU)")
+    p.add_argument(
+        "--time-budget", type=float,
+        help="seconds for the whole run (default: 420 on the cpu preset, 150 with --quick; "
+        "none otherwise; 0 = none): figures get fewer runs (at least 1) where time runs short",
+    )  # fmt: skip
     p.add_argument("--cudnn-benchmark", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=str, help="also write every figure (all runs) to this file")
@@ -159,8 +183,11 @@ def get_args(argv=None):
 
     preset = PRESETS[args.preset or ("coco" if args.device == "cuda" else "cpu")]
     args.preset = args.preset or ("coco" if args.device == "cuda" else "cpu")
+    budget_key = "quick_time_budget" if args.quick else "time_budget"
+    if args.time_budget is None:
+        args.time_budget = preset.get(budget_key)
     for key, value in preset.items():
-        if getattr(args, key, None) is None:
+        if key not in ("time_budget", "quick_time_budget") and getattr(args, key, None) is None:
             setattr(args, key, value)
     if args.throughput_runs is None:
         args.throughput_runs = args.runs
@@ -284,6 +311,16 @@ def log_errors(errors: Dict[str, str]):
         log(f"  {name} failed: {msg}")
 
 
+def budget_note(times: Dict[str, List[float]], name: str, asked: int) -> str:
+    """"k of n runs (time budget)" where the time budget cut a figure's runs short."""
+    done = len(times.get(name, []))
+    return f"{done} of {asked} runs (time budget)" if 0 < done < asked else ""
+
+
+def join_notes(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
+
+
 def ratio_to(values: Dict[str, float], name: str, baseline: str) -> Optional[float]:
     if baseline not in values or name not in values or not values[baseline]:
         return None
@@ -293,13 +330,16 @@ def ratio_to(values: Dict[str, float], name: str, baseline: str) -> Optional[flo
 # ----------------------------------------------------------------------------------------------
 # sections
 # ----------------------------------------------------------------------------------------------
-def bench_train(models, args, device, rows: List[Row], results: dict):
+def bench_train(models, args, device, rows: List[Row], results: dict, deadline=None):
     h, w = args.size
     batch = make_batch(args.train_batch, h, w, args.num_gt, device, seed=args.seed)
     steps = {name: TrainStep(model, batch) for name, model in models.items()}
     setting = f"fp32, batch {args.train_batch}, {h}x{w}, {args.num_gt} GT/img"
     log(f"[train] {setting}: {args.warmup} warm-up + {args.runs} interleaved runs of {list(steps)}")
-    times, errors = interleaved_times(steps, device, warmup=args.warmup, runs=args.runs)
+    # The peak-memory passes after the runs take about one (slower, tracked) round.
+    times, errors = interleaved_times(
+        steps, device, warmup=args.warmup, runs=args.runs, deadline=deadline, reserve_rounds=1.5
+    )
     log_errors(errors)
     medians = {n: median(t) for n, t in times.items()}
     for name in models:
@@ -308,6 +348,7 @@ def bench_train(models, args, device, rows: List[Row], results: dict):
             continue
         log(f"[train] peak memory of {name}")
         peak, note = safe_peak_memory(steps[name], device)
+        note = join_notes(note, budget_note(times, name, args.runs))
         loss = steps[name].last_loss
         if loss is not None and not torch.isfinite(loss).item():
             note = "; ".join(filter(None, [note, "non-finite loss"]))
@@ -322,44 +363,69 @@ def bench_train(models, args, device, rows: List[Row], results: dict):
     return steps
 
 
-def bench_infer(models, args, device, rows: List[Row], results: dict):
-    h, w = args.size
+def bench_infer(models, args, device, rows: List[Row], results: dict, deadline=None):
+    """Inference latency (batch 1) and throughput (--infer-batch), fp32 and mixed precision;
+    the mixed-precision rows are skipped (and say so) on a CPU without native bf16."""
     if args.postprocess == "full":
         for model in models.values():
             set_classification_prior(model, 0.5)
     for model in models.values():
         model.eval()
     results["infer"] = {}
-    for precision in ("fp32", "mixed"):
-        label = precision_label(device, precision)
-        for bs in sorted({1, args.infer_batch}):
-            batch = make_batch(bs, h, w, 0, device, seed=args.seed, with_instances=False)
+    skip = {"fp32": None, "mixed": mixed_precision_skip_reason(device)}
+    groups = [(p, bs) for p in ("fp32", "mixed") for bs in sorted({1, args.infer_batch})]
 
-            def forward(model=None, batch=batch, precision=precision):
-                with torch.no_grad(), precision_context(device, precision):
-                    return model(batch)
+    def cost(group):  # rough cost, for a group's share of the time: images per call x calls
+        precision, bs = group
+        runs = args.runs if bs == 1 else args.throughput_runs
+        return 0 if skip[precision] else bs * (args.warmup + runs)
 
-            fns = {name: (lambda m=m: forward(m)) for name, m in models.items()}
-            kind = "latency" if bs == 1 else "throughput"
-            setting = f"{label}, batch {bs} ({kind}), {h}x{w}"
-            log(f"[infer] {setting}")
-            runs = args.runs if bs == 1 else args.throughput_runs
-            times, errors = interleaved_times(fns, device, warmup=args.warmup, runs=runs)
-            log_errors(errors)
-            medians = {n: median(t) for n, t in times.items()}
-            for name in models:
-                if name in errors:
-                    rows.append(Row("inference", name, setting, note=errors[name]))
-                    continue
-                rows.append(
-                    Row("inference", name, setting, times[name], medians[name],
-                        ratio_to(medians, name, BASELINE), f"{BASELINE}, same precision and batch",
-                        bs / medians[name])
-                )  # fmt: skip
-            results["infer"][(precision, bs)] = {"medians": medians, "errors": errors}
+    for k, (precision, bs) in enumerate(groups):
+        kind = "latency" if bs == 1 else "throughput"
+        h, w = args.size
+        setting = f"{precision_label(device, precision)}, batch {bs} ({kind}), {h}x{w}"
+        reason = skip[precision]
+        if reason:
+            log(f"[infer] {setting}: {reason}")
+            rows.extend(Row("inference", n, setting, note=reason) for n in models)
+            results["infer"][(precision, bs)] = {"medians": {}, "errors": {}, "skipped": reason}
+            continue
+        group_deadline = share_of_time(deadline, cost(groups[k]), sum(map(cost, groups[k:])))
+        results["infer"][(precision, bs)] = infer_group(
+            models, args, device, precision, bs, setting, rows, group_deadline
+        )
 
 
-def bench_share(models, args, device, rows: List[Row], results: dict):
+def infer_group(models, args, device, precision, bs, setting, rows: List[Row], deadline):
+    """One row per model: ``bs`` images in ``precision``, interleaved; {"medians", "errors"}."""
+    h, w = args.size
+    batch = make_batch(bs, h, w, 0, device, seed=args.seed, with_instances=False)
+
+    def forward(model):
+        with torch.no_grad(), precision_context(device, precision):
+            return model(batch)
+
+    fns = {name: (lambda m=m: forward(m)) for name, m in models.items()}
+    log(f"[infer] {setting}")
+    runs = args.runs if bs == 1 else args.throughput_runs
+    times, errors = interleaved_times(
+        fns, device, warmup=args.warmup, runs=runs, deadline=deadline
+    )
+    log_errors(errors)
+    medians = {n: median(t) for n, t in times.items()}
+    for name in models:
+        if name in errors:
+            rows.append(Row("inference", name, setting, note=errors[name]))
+            continue
+        rows.append(
+            Row("inference", name, setting, times[name], medians[name],
+                ratio_to(medians, name, BASELINE), f"{BASELINE}, same precision and batch",
+                bs / medians[name], note=budget_note(times, name, runs))
+        )  # fmt: skip
+    return {"medians": medians, "errors": errors}
+
+
+def bench_share(models, args, device, rows: List[Row], results: dict, deadline=None):
     """Share of DDOD's training step spent in assignment, at --share-objects GT per image."""
     h, w = args.size
     names = [n for n in ("DDOD", BASELINE) if n in models]
@@ -380,7 +446,9 @@ def bench_share(models, args, device, rows: List[Row], results: dict):
         return fn
 
     fns = {n: instrumented(n) for n in names}
-    times, errors = interleaved_times(fns, device, warmup=args.warmup, runs=args.runs)
+    times, errors = interleaved_times(
+        fns, device, warmup=args.warmup, runs=args.runs, deadline=deadline
+    )
     log_errors(errors)
     ok = [n for n in names if n not in errors]
     step_times, label_times, shares, assigner_shares, calls = {}, {}, {}, {}, {}
@@ -401,6 +469,7 @@ def bench_share(models, args, device, rows: List[Row], results: dict):
             f"(label_anchors {fmt_time(median(label_times[n]))}; assigner modules alone "
             f"{100 * median(assigner_shares[n]):.1f}%, {calls[n]} calls)"
         )
+        note = join_notes(note, budget_note(times, n, args.runs))
         rows.append(
             Row("assignment share", n, setting, step_times[n], medians[n],
                 ratio_to(medians, n, BASELINE), BASELINE, args.train_batch / medians[n], None, note)
@@ -413,7 +482,7 @@ def bench_share(models, args, device, rows: List[Row], results: dict):
     results["share_errors"] = errors
 
 
-def bench_many_objects(models, args, device, rows: List[Row], results: dict):
+def bench_many_objects(models, args, device, rows: List[Row], results: dict, deadline=None):
     """DDOD's (and ATSS's) training step at --max-objects GT per image: does it fit?"""
     h, w = args.size
     names = [n for n in ("DDOD", BASELINE) if n in models]
@@ -422,7 +491,10 @@ def bench_many_objects(models, args, device, rows: List[Row], results: dict):
     setting = f"fp32, batch {args.train_batch}, {h}x{w}, {args.max_objects} GT/img"
     log(f"[objects] {setting}")
     runs = max(1, min(args.runs, 3))
-    times, errors = interleaved_times(steps, device, warmup=min(args.warmup, 1), runs=runs)
+    times, errors = interleaved_times(
+        steps, device, warmup=min(args.warmup, 1), runs=runs, deadline=deadline,
+        reserve_rounds=1.5,  # the peak-memory passes after the runs
+    )  # fmt: skip
     log_errors(errors)
     medians = {n: median(t) for n, t in times.items()}
     total = total_memory_bytes(device)
@@ -436,6 +508,7 @@ def bench_many_objects(models, args, device, rows: List[Row], results: dict):
         peak, _ = safe_peak_memory(steps[n], device)
         where = "GPU" if device.type == "cuda" else "RAM"
         fits_note = f"fits: yes, peak {fmt_bytes(peak)} of {fmt_bytes(total)} {where}"
+        fits_note = join_notes(fits_note, budget_note(times, n, runs))
         rows.append(
             Row("many objects", n, setting, times[n], medians[n], ratio_to(medians, n, BASELINE),
                 BASELINE, args.train_batch / medians[n], peak, fits_note)
@@ -446,36 +519,74 @@ def bench_many_objects(models, args, device, rows: List[Row], results: dict):
         step.optimizer.state.clear()
 
 
-def bench_assigner(args, device, rows: List[Row], results: dict):
+def bench_assigner(args, device, rows: List[Row], results: dict, deadline=None):
     results["assigner"] = []
     baseline = "ATSS (IoU)"
-    for (h, w) in args.assigner_sizes:
-        for num_gt in args.assigner_objects:
-            inputs = assigner_inputs(h, w, num_gt, device, seed=args.seed)
-            num_anchors = inputs["anchors"].shape[0]
-            setting = f"{h}x{w} ({num_anchors} anchors), {num_gt} GT"
-            log(f"[assigner] {setting}")
-            modules = assigners()
-            fns = {n: (lambda a=a: call_assigner(a, inputs)) for n, a in modules.items()}
-            times, errors = interleaved_times(fns, device, warmup=args.warmup, runs=args.runs)
-            log_errors(errors)
-            medians = {n: median(t) for n, t in times.items()}
-            for n in modules:
-                if n in errors:
-                    rows.append(Row("assigner (1 image)", n, setting, note=errors[n]))
-                    continue
-                known = [v for v in inputs.values() if torch.is_tensor(v)]
-                peak = peak_memory_bytes(fns[n], device, known=known)
-                note = "per call; DDOD makes 2 calls per image" if n != baseline else ""
-                rows.append(
-                    Row("assigner (1 image)", n, setting, times[n], medians[n],
-                        ratio_to(medians, n, baseline), f"{baseline} assigner, same input",
-                        None, peak, note)
-                )  # fmt: skip
-                results["assigner"].append(
-                    {"assigner": n, "size": [h, w], "num_gt": num_gt, "median_s": medians[n],
-                     "peak": peak}  # fmt: skip
-                )
+    cases = [(size, num_gt) for size in args.assigner_sizes for num_gt in args.assigner_objects]
+    for k, ((h, w), num_gt) in enumerate(cases):
+        inputs = assigner_inputs(h, w, num_gt, device, seed=args.seed)
+        num_anchors = inputs["anchors"].shape[0]
+        setting = f"{h}x{w} ({num_anchors} anchors), {num_gt} GT"
+        log(f"[assigner] {setting}")
+        modules = assigners()
+        fns = {n: (lambda a=a: call_assigner(a, inputs)) for n, a in modules.items()}
+        times, errors = interleaved_times(
+            fns, device, warmup=args.warmup, runs=args.runs,
+            deadline=share_of_time(deadline, 1, len(cases) - k), reserve_rounds=1,
+        )  # fmt: skip
+        log_errors(errors)
+        medians = {n: median(t) for n, t in times.items()}
+        for n in modules:
+            if n in errors:
+                rows.append(Row("assigner (1 image)", n, setting, note=errors[n]))
+                continue
+            known = [v for v in inputs.values() if torch.is_tensor(v)]
+            peak = peak_memory_bytes(fns[n], device, known=known)
+            note = "per call; DDOD makes 2 calls per image" if n != baseline else ""
+            note = join_notes(note, budget_note(times, n, args.runs))
+            rows.append(
+                Row("assigner (1 image)", n, setting, times[n], medians[n],
+                    ratio_to(medians, n, baseline), f"{baseline} assigner, same input",
+                    None, peak, note)
+            )  # fmt: skip
+            results["assigner"].append(
+                {"assigner": n, "size": [h, w], "num_gt": num_gt, "median_s": medians[n],
+                 "peak": peak}  # fmt: skip
+            )
+
+
+# ----------------------------------------------------------------------------------------------
+# time budget
+# ----------------------------------------------------------------------------------------------
+# An image's inference (post-processing at full load) in training steps of batch 2: about 0.23
+# for every model and precision measured on the CPU (e.g. R50 at 320x512: 0.55 s vs 2.4 s).
+INFER_IMAGE_IN_STEPS = 0.25
+
+
+def section_weights(args, bf16_rows: bool) -> Dict[str, float]:
+    """Rough cost of each section, in training steps of one model, for its share of the time
+    budget: timed and warm-up calls, plus about 1.5 calls' worth for each peak-memory pass."""
+    n = len(args.models)
+    w, r, tr = args.warmup, args.runs, args.throughput_runs
+    infer_images = n * ((w + r) + args.infer_batch * (w + tr))
+    return {
+        "train": n * (w + r + 1.5),
+        "share": 2 * (w + r),
+        "objects": 2 * (min(w, 1) + min(r, 3) + 1.5) * 1.2,  # 1,000 GT: a slower step
+        # bf16 rows (where they run) take about half the time of the fp32 ones
+        "infer": INFER_IMAGE_IN_STEPS * infer_images * (1.5 if bf16_rows else 1.0),
+        # small: a few ms a call, the memory pass dominates
+        "assigner": 0.15 * len(args.assigner_sizes) * len(args.assigner_objects),
+    }
+
+
+def budget_summary(args, rows: List[Row]) -> str:
+    """For the header: the budget, and how many figures it cut short."""
+    if not args.time_budget:
+        return ""
+    cut = sum("(time budget)" in r.note for r in rows)
+    cut_text = f"; {cut} figures got fewer runs than asked (see notes)" if cut else ""
+    return f" (time budget {args.time_budget:.0f} s{cut_text})"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -501,7 +612,7 @@ def compute_targets(args, device, results) -> List[Target]:
         name = f"DDOD/ATSS inference time <= {TARGET_INFER} ({label}, batch {bs})"
         r = ratio_to(res["medians"], "DDOD", BASELINE)
         if r is None:
-            targets.append(Target(name, "N/A", "not measured"))
+            targets.append(Target(name, "N/A", res.get("skipped") or "not measured"))
         else:
             targets.append(Target(name, _status(r <= TARGET_INFER), f"{r:.3f}"))
     if "infer" not in results:
@@ -541,7 +652,7 @@ def compute_targets(args, device, results) -> List[Target]:
         name = f"GPU: DDOD inference throughput >= detectron2 FCOS ({label}, batch {bs})"
         med = res["medians"]
         if "DDOD" not in med or "FCOS" not in med:
-            targets.append(Target(name, "N/A", "not measured"))
+            targets.append(Target(name, "N/A", res.get("skipped") or "not measured"))
             continue
         r = med["FCOS"] / med["DDOD"]  # throughput ratio DDOD / FCOS
         measured = (
@@ -569,7 +680,14 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     spec = BACKBONES[args.backbone]
     load_before = load_average()
-    t_start = time.perf_counter()
+    t_start, cpu_start = time.perf_counter(), time.process_time()
+    budget = TimeBudget(args.time_budget)
+    weights = section_weights(args, mixed_precision_skip_reason(device) is None)
+    order = [s for s in ("train", "share", "objects", "infer", "assigner") if s in args.sections]
+
+    def deadline(section):  # this section's share of the time left, by the weights to come
+        left = sum(weights[s] for s in order[order.index(section):])
+        return budget.deadline(weights[section], left)
 
     rows: List[Row] = []
     results: dict = {}
@@ -579,24 +697,19 @@ def main(argv=None) -> int:
     if model_sections:
         log(f"building {args.models} on {device} ({spec.describe()})")
         models, sources = build_models(spec, device, names=args.models, seed=args.seed)
-        if "train" in args.sections:
-            bench_train(models, args, device, rows, results)
-            loads.append(load_average())
-        if "share" in args.sections:
-            bench_share(models, args, device, rows, results)
-            loads.append(load_average())
-        if "objects" in args.sections:
-            bench_many_objects(models, args, device, rows, results)
-            loads.append(load_average())
-        if "infer" in args.sections:
-            bench_infer(models, args, device, rows, results)
-            loads.append(load_average())
+        sections = {"train": bench_train, "share": bench_share, "objects": bench_many_objects,
+                    "infer": bench_infer}  # fmt: skip
+        for section in order:
+            if section in sections:
+                sections[section](models, args, device, rows, results, deadline=deadline(section))
+                loads.append(load_average())
         del models
     if "assigner" in args.sections:
-        bench_assigner(args, device, rows, results)
+        bench_assigner(args, device, rows, results, deadline=deadline("assigner"))
         loads.append(load_average())
 
     elapsed = time.perf_counter() - t_start
+    elapsed_cpu = time.process_time() - cpu_start
     targets = compute_targets(args, device, results)
 
     h, w = args.size
@@ -639,7 +752,10 @@ def main(argv=None) -> int:
             f"- 1-min load average {load_before:.2f} before the run, "
             f"{min(seen):.2f}-{max(seen):.2f} between sections, {cpus} CPUs{busy}"
         )
-    out.append(f"- wall time of the benchmark: {elapsed:.0f} s")
+    out.append(
+        f"- wall time of the benchmark: {elapsed:.0f} s, CPU time {elapsed_cpu:.0f} s"
+        f"{budget_summary(args, rows)}"
+    )
     out.append("")
     out.append(render_table(rows))
     out.append("")
@@ -663,6 +779,7 @@ def main(argv=None) -> int:
             "rows": [dict(vars(r), spread=r.spread) for r in rows],
             "targets": [vars(t) for t in targets],
             "elapsed_s": elapsed,
+            "cpu_s": elapsed_cpu,
         }
         with open(args.json, "w") as f:
             json.dump(payload, f, indent=1, default=str)

@@ -191,4 +191,4 @@ def test_trainer_falls_back_to_fp32_with_one_warning(fresh, tmp_path, warnings_s
     # A second trainer in the same process (e.g. a test after training) does not repeat it.
     train_and_record_dtypes(tmp_path / "again")
     assert len(warnings_seen) == 1
-    assert warnings_seen[0].startswith("train.amp.enabled: running in float32")
+    assert warnings_seen[0].startswith("train.amp.enabled: running in float32 instead of bf")

@@ -188,7 +188,9 @@ def _override() -> Optional[bool]:
     return None
 
 
-def cpu_autocast_dtype(purpose: str) -> Optional[torch.dtype]:
+def cpu_autocast_dtype(
+    purpose: str, fallback: str = "running in float32 instead of bfloat16 autocast"
+) -> Optional[torch.dtype]:
     """The dtype for CPU autocast, or None for float32.
 
     ``torch.bfloat16`` where :func:`bf16_support` says it is native (or ``DDOD_CPU_BF16=1``);
@@ -196,6 +198,7 @@ def cpu_autocast_dtype(purpose: str) -> Optional[torch.dtype]:
 
     Args:
         purpose: what asked for mixed precision, for the warning (e.g. "train.amp.enabled").
+        fallback: what the caller does instead, for the warning (e.g. "skipped").
     """
     forced = _override()
     if forced is not None:
@@ -206,9 +209,9 @@ def cpu_autocast_dtype(purpose: str) -> Optional[torch.dtype]:
     if purpose not in _warned:
         _warned.add(purpose)
         logger.warning(
-            f"{purpose}: running in float32 instead of bfloat16 autocast on this CPU: "
-            f"{support.reason}. Emulated bfloat16 is slower than float32 (up to ~100x for "
-            f"convolutions). Set {OVERRIDE_ENV}=1 to use bfloat16 anyway."
+            f"{purpose}: {fallback}: no native bfloat16 on this CPU ({support.reason}). "
+            f"Emulated bfloat16 is slower than float32 (up to ~100x for convolutions). "
+            f"Set {OVERRIDE_ENV}=1 to use bfloat16 anyway."
         )
     return None
 
