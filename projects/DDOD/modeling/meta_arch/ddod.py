@@ -597,16 +597,16 @@ class DDOD(DenseDetector):
                 points = (pos_anchors[:, :2] + pos_anchors[:, 2:]) / 2
                 centerness = centerness_target(points, gt_boxes)
 
-            scored_iou = None
-
-            def box_term(deltas):
+            def box_term(deltas, iou_weights=None):
+                """The box loss of one box stage; with IoU weighting, by ``iou_weights`` or
+                else by the stage's own IoU. Returns the loss, the decoded positives' boxes and
+                the IoU weights used (None without IoU weighting)."""
                 pos_deltas = deltas[pos_idx].float()
                 pred_boxes = self._decode(pos_deltas, pos_anchors)
-                iou_weights = None
-                if self.iou_weighted_box_loss:
-                    iou_weights = scored_iou
-                    if iou_weights is None or self.iou_weighting == "own_iou":
-                        iou_weights = aligned_box_iou(pred_boxes.detach(), target_boxes)
+                if not self.iou_weighted_box_loss:
+                    iou_weights = None
+                elif iou_weights is None:
+                    iou_weights = aligned_box_iou(pred_boxes.detach(), target_boxes)
                 loss = weighted_box_loss(
                     pred_boxes, target_boxes, pos_deltas, target_deltas, anchor_w, normalizer_reg,
                     loss_type=self.box_reg_loss_type,
@@ -617,14 +617,16 @@ class DDOD(DenseDetector):
                 )  # fmt: skip
                 return loss, pred_boxes, iou_weights
 
-            # the scored box first: its IoU also weights the initial box's loss ("scored_iou")
             loss_bbox, pred_boxes, scored_iou = box_term(bbox_deltas)
             losses = {
                 "loss_cls": self.loss_cls_weight * loss_cls,
                 "loss_bbox": self.loss_bbox_weight * loss_bbox,
             }
             if init_deltas is not None:
-                losses["loss_bbox_init"] = self.loss_init_bbox_weight * box_term(init_deltas)[0]
+                # "scored_iou" (paper Eq. 3) weights the initial box by the scored box's IoU too
+                shared = scored_iou if self.iou_weighting == "scored_iou" else None
+                loss_init = box_term(init_deltas, shared)[0]
+                losses["loss_bbox_init"] = self.loss_init_bbox_weight * loss_init
             if quality is not None:
                 if self.quality_target == "iou":
                     # Soft IoU target of the (detached) prediction: no gradient into the boxes.
