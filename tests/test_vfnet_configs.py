@@ -47,13 +47,15 @@ def test_vfnet_r50_1x_is_the_official_recipe():
     assert (m.cls_loss.alpha, m.cls_loss.gamma, m.cls_loss.iou_weighted) == (0.75, 2.0, True)
     assert m.cls_assigner._target_ is ATSSAssigner and m.reg_assigner is None
     assert m.level_reweighting is None and m.quality_target is None
-    assert (m.loss_bbox_weight, m.loss_init_bbox_weight, m.iou_weighted_box_loss) == (2.0, 1.5, True)
+    assert (m.loss_bbox_weight, m.loss_init_bbox_weight) == (2.0, 1.5)
+    assert m.iou_weighted_box_loss
     assert m.test_score_mode == "cls" and m.test_nms_thresh == 0.6
     assert m.anchor_generator.offset == 0.0 and m.backbone.top_block.relu_before_p7
     assert cfg.dataloader.train.total_batch_size == 16 and cfg.optimizer.lr == 0.01
     # 2x lr and no decay on biases; 500-iteration warm-up from 0.1x; steps at epochs 8 and 11
     cfg.optimizer.params.model = torch.nn.Conv2d(3, 4, 3)
-    groups = {tuple(p.shape): g for g in instantiate(cfg.optimizer).param_groups for p in g["params"]}
+    param_groups = instantiate(cfg.optimizer).param_groups
+    groups = {tuple(p.shape): g for g in param_groups for p in g["params"]}
     assert (groups[(4, 3, 3, 3)]["lr"], groups[(4, 3, 3, 3)]["weight_decay"]) == (0.01, 1e-4)
     assert (groups[(4,)]["lr"], groups[(4,)]["weight_decay"]) == (0.02, 0.0)
     sched = instantiate(cfg.lr_multiplier)
