@@ -122,7 +122,8 @@ def test_assignment_view_draws_the_assigners_positives(digits):
     assert np.allclose(assignment.gt_boxes, gt.gt_boxes.tensor.numpy())
     anchors = torch.as_tensor(assignment.anchors)
     for branch, assigner in (("cls", model.cls_assigner), ("reg", model.reg_assigner)):
-        matched = assigner(anchors, assignment.level_sizes, gt.gt_boxes.tensor, gt.gt_classes).matched_gt
+        result = assigner(anchors, assignment.level_sizes, gt.gt_boxes.tensor, gt.gt_classes)
+        matched = result.matched_gt
         assert np.array_equal(assignment.positives(branch), (matched >= 0).numpy()), branch
         assert assignment.positives(branch).sum() > 0
     assert not np.array_equal(assignment.positives("cls"), assignment.positives("reg"))
@@ -154,9 +155,10 @@ def test_assignment_view_draws_the_assigners_positives(digits):
     centres = (assignment.anchors[s, :2] + assignment.anchors[s, 2:]) / 2
     positive = assignment.positives("cls")[s] | assignment.positives("reg")[s]
     boxes = assignment.gt_boxes
+    x, y = centres[:, None, 0], centres[:, None, 1]
     far_from_gt = np.all(
-        (centres[:, None, 0] < boxes[None, :, 0] - 12) | (centres[:, None, 0] > boxes[None, :, 2] + 12)
-        | (centres[:, None, 1] < boxes[None, :, 1] - 12) | (centres[:, None, 1] > boxes[None, :, 3] + 12),
+        (x < boxes[None, :, 0] - 12) | (x > boxes[None, :, 2] + 12)
+        | (y < boxes[None, :, 1] - 12) | (y > boxes[None, :, 3] + 12),
         axis=1,
     )  # fmt: skip
     candidates = np.nonzero(~positive & far_from_gt)[0]
@@ -194,8 +196,11 @@ def test_visualize_assignments_tool_uses_the_checkpoints_predictions(digits, tmp
         return out
 
     monkeypatch.setattr(tool, "record_assignments", spy)
-    args = tool.parse_args(["--config-file", CONFIG, "--images", "2", "--output", str(tmp_path / "a"),
-                            f"train.init_checkpoint={tmp_path / 'seed2.pth'}"] + data_overrides(digits))  # fmt: skip
+    checkpoint = f"train.init_checkpoint={tmp_path / 'seed2.pth'}"
+    args = tool.parse_args(
+        ["--config-file", CONFIG, "--images", "2", "--output", str(tmp_path / "a"), checkpoint]
+        + data_overrides(digits)
+    )
     paths = tool.main(args)
     assert len(paths) == 2
     for path in paths:
@@ -221,7 +226,7 @@ def test_plot_metrics_reads_a_training_run(trained_run, tmp_path, capsys):
     fig = tool.plot_runs([series, series], ["a", "b"])
     panels = {ax.get_title(): ax for ax in fig.axes if ax.get_visible()}
     assert set(panels) == {"Losses", "Learning rate", "Level weights: classification",
-                           "Level weights: regression", "Positives per image",
+                           "Level weights: regression", "Positive anchors per image",
                            "COCO AP at evaluation"}  # fmt: skip
     # two runs: every level of each run is a curve, told apart in the legend
     labels = [line.get_label() for line in panels["Level weights: classification"].get_lines()]
@@ -229,8 +234,9 @@ def test_plot_metrics_reads_a_training_run(trained_run, tmp_path, capsys):
 
     # --keys: one panel per pattern; several runs into one --output
     out = str(tmp_path / "cmp.png")
-    tool.main(tool.parse_args([trained_run, os.path.join(trained_run, "metrics.json"),
-                               "--labels", "x", "y", "--keys", "loss_*", "--output", out]))  # fmt: skip
+    metrics_file = os.path.join(trained_run, "metrics.json")
+    tool.main(tool.parse_args([trained_run, metrics_file, "--labels", "x", "y",
+                               "--keys", "loss_*", "--output", out]))  # fmt: skip
     assert_picture(out)
     with pytest.raises(SystemExit, match="No key to plot"):
         tool.main(tool.parse_args([trained_run, "--keys", "nothing*", "--output", out]))

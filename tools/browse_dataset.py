@@ -14,46 +14,41 @@ Usage::
 PNGs go to ``<train.output_dir>/dataset_<split>/`` unless ``--output``.
 """
 
-import argparse
 import copy
 import logging
 import os
-import random
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from train_net import _import_ddod  # noqa: E402
 
 _import_ddod()  # before any detectron2 submodule (ddod.compat)
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from detectron2.config import instantiate  # noqa: E402
 from detectron2.data.detection_utils import convert_image_to_rgb, read_image  # noqa: E402
 from detectron2.utils.logger import setup_logger  # noqa: E402
 
-from ddod.utils.panels import panel_figure, save_figure, show_image  # noqa: E402
-from ddod.utils.tool_setup import dataset_metadata, load_config  # noqa: E402
-from ddod.utils.visualize import gt_boxes_and_classes, default_scale, draw_ground_truth  # noqa: E402
+from ddod.utils import tool_setup  # noqa: E402
+from ddod.utils.panels import panel_figure, picture_path, save_figure, show_image  # noqa: E402
+from ddod.utils.visualize import (  # noqa: E402
+    default_scale,
+    draw_ground_truth,
+    gt_boxes_and_classes,
+)
 
 logger = logging.getLogger("ddod.browse_dataset")
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--config-file", required=True, metavar="FILE", help="LazyConfig file")
+    parser = tool_setup.tool_argument_parser(__doc__)
     parser.add_argument("--split", choices=("train", "test"), default="train")
     parser.add_argument("--num-images", type=int, default=8, help="how many images to draw")
-    parser.add_argument("--output", help="output directory (default <train.output_dir>/dataset_<split>)")
+    parser.add_argument(
+        "--output", help="output directory (default <train.output_dir>/dataset_<split>)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the random augmentations")
-    parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides path.key=value")
-    return parser.parse_args(argv)
+    return tool_setup.add_config_overrides(parser).parse_args(argv)
 
 
 def mapper_keeping_annotations(mapper):
@@ -67,14 +62,12 @@ def mapper_keeping_annotations(mapper):
 
 def main(args) -> list:
     """Draw the first ``args.num_images`` images of the split; return the written paths."""
-    cfg = load_config(args.config_file, args.opts)
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
+    cfg = tool_setup.load_config(args.config_file, args.opts)
+    tool_setup.seed_all(args.seed)
     loader_cfg = cfg.dataloader[args.split]
     dataset = instantiate(loader_cfg.dataset)
     mapper = mapper_keeping_annotations(instantiate(loader_cfg.mapper))
-    metadata = dataset_metadata(loader_cfg.dataset)
+    metadata = tool_setup.dataset_metadata(loader_cfg.dataset)
     image_format = getattr(mapper, "image_format", "BGR")
     augs = getattr(getattr(mapper, "augmentations", None), "augs", None)
     augmentations = ", ".join(str(a) for a in augs) if augs else "none"
@@ -93,8 +86,10 @@ def main(args) -> list:
         mapped = convert_image_to_rgb(item["image"].permute(1, 2, 0).numpy(), image_format)
         mapped = np.ascontiguousarray(mapped.clip(0, 255).astype(np.uint8))
         instances = item.get("instances")
-        mapped_boxes = instances.gt_boxes.tensor.numpy() if instances is not None else np.zeros((0, 4))
-        mapped_classes = instances.gt_classes.tolist() if instances is not None else []
+        mapped_boxes, mapped_classes = np.zeros((0, 4)), []
+        if instances is not None:
+            mapped_boxes = instances.gt_boxes.tensor.numpy()
+            mapped_classes = instances.gt_classes.tolist()
         h, w = original.shape[:2]
         scale = default_scale(h, w)  # the same for both panels: a resize shows as a size change
         panels = [
@@ -110,8 +105,7 @@ def main(args) -> list:
                                  suptitle=f"{name} · augmentations: {augmentations}")  # fmt: skip
         for ax, panel in zip(axes, panels):
             show_image(ax, panel)
-        stem = os.path.splitext(name)[0]
-        paths.append(save_figure(fig, os.path.join(output_dir, f"{index:04d}_{stem}.png")))
+        paths.append(save_figure(fig, picture_path(output_dir, index, name)))
     print(f"Saved {len(paths)} dataset pictures to {output_dir}")
     return paths
 

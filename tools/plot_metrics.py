@@ -32,12 +32,12 @@ DEFAULT_PANELS = (
     ("Learning rate", ("lr",)),
     ("Level weights: classification", ("level_weight/cls_*",)),
     ("Level weights: regression", ("level_weight/reg_*",)),
-    ("Positives per image", ("num_pos_cls", "num_pos_reg")),
+    ("Positive anchors per image", ("num_pos_cls", "num_pos_reg")),
     ("COCO AP at evaluation", ("bbox/AP", "bbox/AP50", "bbox/AP75", "bbox/APs", "bbox/APm",
                                "bbox/APl")),  # fmt: skip
 )
 # Prefixes dropped from legend labels, where the panel title already says them.
-LABEL_PREFIXES = ("level_weight/cls_", "level_weight/reg_", "bbox/")
+LABEL_PREFIXES = ("level_weight/cls_", "level_weight/reg_", "bbox/", "num_pos_")
 LINE_STYLES = ("-", "--", ":", "-.")
 NCOLS = 3
 

@@ -18,33 +18,24 @@ Images go through the training data mapper (the augmentations of training includ
 drawn as the model sees them. PNGs go to ``<train.output_dir>/assignments/`` unless ``--output``.
 """
 
-import argparse
 import copy
 import logging
 import os
-import random
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from train_net import _import_ddod  # noqa: E402
 
 _import_ddod()  # before any detectron2 submodule (ddod.compat)
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from detectron2.config import instantiate  # noqa: E402
 from detectron2.utils.logger import setup_logger  # noqa: E402
 
+from ddod.utils import tool_setup  # noqa: E402
 from ddod.utils.assignment_view import assignment_figure  # noqa: E402
 from ddod.utils.assignments import record_assignments  # noqa: E402
-from ddod.utils.panels import save_figure  # noqa: E402
-from ddod.utils.tool_setup import (  # noqa: E402
-    build_model_with_weights,
-    dataset_metadata,
-    load_config,
-)
+from ddod.utils.panels import picture_path, save_figure  # noqa: E402
 
 logger = logging.getLogger("ddod.visualize_assignments")
 # Panels are scaled so that the longer image side is about this many pixels.
@@ -52,12 +43,7 @@ PANEL_PX = 320
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--config-file", required=True, metavar="FILE", help="LazyConfig file")
+    parser = tool_setup.tool_argument_parser(__doc__)
     parser.add_argument("--images", type=int, default=4, help="how many images to draw")
     parser.add_argument(
         "--output", default=None, help="output directory (default <train.output_dir>/assignments)"
@@ -72,11 +58,7 @@ def parse_args(argv=None):
         help=f"figure pixels per image pixel (default: longer side ~{PANEL_PX} px)",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="seed of the random augmentations")
-    parser.add_argument(
-        "opts", nargs=argparse.REMAINDER,
-        help="config overrides as path.key=value, e.g. train.init_checkpoint=model_final.pth",
-    )  # fmt: skip
-    return parser.parse_args(argv)
+    return tool_setup.add_config_overrides(parser).parse_args(argv)
 
 
 def describe_assigners(model) -> str:
@@ -95,16 +77,14 @@ def _uses_predictions(model) -> bool:
 
 def main(args) -> list:
     """Draw the assignment of the first ``args.images`` images; return the written paths."""
-    cfg = load_config(args.config_file, args.opts)
-    random.seed(args.seed)
-    np.random.seed(args.seed)
-    torch.manual_seed(args.seed)
-    model, checkpoint = build_model_with_weights(cfg)
+    cfg = tool_setup.load_config(args.config_file, args.opts)
+    tool_setup.seed_all(args.seed)
+    model, checkpoint = tool_setup.build_model_with_weights(cfg)
     dataset_cfg = cfg.dataloader[args.split].dataset
     dataset = instantiate(dataset_cfg)
     # The training mapper for both splits: the test mapper drops the annotations.
     mapper = instantiate(cfg.dataloader.train.mapper)
-    class_names = dataset_metadata(dataset_cfg).get("thing_classes", None)
+    class_names = tool_setup.dataset_metadata(dataset_cfg).get("thing_classes", None)
     output_dir = args.output or os.path.join(cfg.train.output_dir, "assignments")
 
     weights = os.path.basename(checkpoint) if checkpoint else "untrained weights"
@@ -126,7 +106,7 @@ def main(args) -> list:
         h, w = assignment.image.shape[:2]
         scale = args.scale or float(np.clip(PANEL_PX / max(h, w), 0.25, 2.0))
         title = (
-            f"{name}: {len(assignment.gt_boxes)} objects, "
+            f"{name} as the model sees it ({w}x{h}): {len(assignment.gt_boxes)} objects, "
             f"{int(assignment.positives('cls').sum())} cls / "
             f"{int(assignment.positives('reg').sum())} reg positive anchors\n"
             f"{describe_assigners(model)} — {source}"
@@ -134,8 +114,7 @@ def main(args) -> list:
         fig, _ = assignment_figure(
             assignment, class_names=class_names, title=title, scale=scale, draw_boxes=args.boxes
         )
-        stem = os.path.splitext(name)[0]
-        paths.append(save_figure(fig, os.path.join(output_dir, f"{index:04d}_{stem}.png")))
+        paths.append(save_figure(fig, picture_path(output_dir, index, name)))
     print(f"Saved {len(paths)} assignment pictures to {output_dir}")
     return paths
 

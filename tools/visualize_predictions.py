@@ -27,9 +27,7 @@ import logging
 import os
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from train_net import _import_ddod  # noqa: E402
 
 _import_ddod()  # before any detectron2 submodule (ddod.compat)
@@ -38,23 +36,14 @@ import torch  # noqa: E402
 from detectron2.config import instantiate  # noqa: E402
 from detectron2.utils.logger import setup_logger  # noqa: E402
 
-from ddod.utils.tool_setup import (  # noqa: E402
-    build_model_with_weights,
-    dataset_metadata,
-    load_config,
-)
+from ddod.utils import tool_setup  # noqa: E402
 from ddod.utils.visualize import save_prediction_images  # noqa: E402
 
 logger = logging.getLogger("ddod.visualize_predictions")
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--config-file", required=True, metavar="FILE", help="LazyConfig file")
+    parser = tool_setup.tool_argument_parser(__doc__)
     parser.add_argument("--num-images", type=int, default=8, help="how many images to draw")
     parser.add_argument(
         "--output", default=None, help="output directory (default <train.output_dir>/predictions)"
@@ -70,18 +59,13 @@ def parse_args(argv=None):
     # the default since the pictures label their panels; kept so that older commands still run
     gt.add_argument("--show-gt", dest="show_gt", action="store_true", help=argparse.SUPPRESS)
     parser.set_defaults(show_gt=True)
-    parser.add_argument(
-        "opts",
-        nargs=argparse.REMAINDER,
-        help="config overrides as path.key=value, e.g. train.init_checkpoint=model_final.pth",
-    )
-    return parser.parse_args(argv)
+    return tool_setup.add_config_overrides(parser).parse_args(argv)
 
 
 def main(args) -> list:
     """Run the model on the first ``args.num_images`` test images; return the written paths."""
-    cfg = load_config(args.config_file, args.opts)
-    model, _ = build_model_with_weights(cfg)
+    cfg = tool_setup.load_config(args.config_file, args.opts)
+    model, _ = tool_setup.build_model_with_weights(cfg)
     dataset = instantiate(cfg.dataloader.test.dataset)
     mapper = instantiate(cfg.dataloader.test.mapper)
     dataset_dicts = [dataset[i] for i in range(min(args.num_images, len(dataset)))]
@@ -96,7 +80,7 @@ def main(args) -> list:
     paths = save_prediction_images(
         predictions=predictions,
         dataset_dicts=dataset_dicts,
-        metadata=dataset_metadata(cfg.dataloader.test.dataset),
+        metadata=tool_setup.dataset_metadata(cfg.dataloader.test.dataset),
         output_dir=output_dir,
         score_thresh=args.score_thresh,
         max_images=args.num_images,

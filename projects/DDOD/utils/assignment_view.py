@@ -20,7 +20,7 @@ KIND_COLORS = {
     "reg": (0.0, 0.75, 1.0),  # sky blue: regression positive only
     "both": (1.0, 0.0, 1.0),  # magenta: positive for both branches
 }
-KIND_LABELS = {"cls": "cls positive", "reg": "reg positive", "both": "cls & reg positive"}
+KIND_LABELS = {"cls": "cls positive only", "reg": "reg positive only", "both": "cls & reg positive"}
 GT_COLOR = (0.2, 1.0, 0.2)
 # The image is darkened so that the marks stand out on bright images too.
 IMAGE_BRIGHTNESS = 0.6
@@ -80,8 +80,9 @@ def _draw_anchor_boxes(ax, assignment: ImageAssignment, level: int):
         boxes = anchors[mask]
         if len(boxes):
             polys = [[(x0, y0), (x1, y0), (x1, y1), (x0, y1)] for x0, y0, x1, y1 in boxes]
-            ax.add_collection(PolyCollection(polys, facecolors="none", linewidths=0.6,
-                                             edgecolors=[KIND_COLORS[kind]], alpha=0.7))  # fmt: skip
+            ax.add_collection(PolyCollection(
+                polys, facecolors="none", linewidths=0.6, edgecolors=[KIND_COLORS[kind]], alpha=0.7
+            ))  # fmt: skip
 
 
 def assignment_figure(

@@ -159,7 +159,9 @@ def record_assignments(model: nn.Module, inputs: Sequence[Dict]) -> List[ImageAs
         args, out = recorded["args"], recorded["out"]
         sizes = [int(n) for n in args["num_anchors_per_level"]]
         gt = args["gt_instances"][0]
-        names = level_names if len(level_names) == len(sizes) else [f"level {i}" for i in range(len(sizes))]  # fmt: skip
+        names = level_names
+        if len(names) != len(sizes):
+            names = [f"level {i}" for i in range(len(sizes))]
         results.append(
             ImageAssignment(
                 image=image_from_model_input(model, item["image"]),

@@ -17,7 +17,14 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-__all__ = ["panel_figure", "show_image", "save_figure", "figure_to_array", "data_to_pixel"]
+__all__ = [
+    "panel_figure",
+    "show_image",
+    "save_figure",
+    "picture_path",
+    "figure_to_array",
+    "data_to_pixel",
+]
 
 DPI = 100
 GAP_PX = 10  # between panels
@@ -100,7 +107,7 @@ def show_image(ax, image: np.ndarray) -> None:
 
 
 def figure_to_array(fig: Figure) -> np.ndarray:
-    """Render ``fig`` and return its (H, W, 3) uint8 RGB pixels (what :func:`save_figure` writes)."""
+    """Render ``fig``; its (H, W, 3) uint8 RGB pixels, those :func:`save_figure` writes."""
     fig.canvas.draw()
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
@@ -117,3 +124,9 @@ def save_figure(fig: Figure, path: str) -> str:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=fig.dpi, facecolor=fig.get_facecolor())
     return path
+
+
+def picture_path(output_dir: str, index: int, file_name: str) -> str:
+    """``<output_dir>/<index>_<image stem>.png``: sorted like the dataset, named like the image."""
+    stem = os.path.splitext(os.path.basename(file_name))[0]
+    return os.path.join(output_dir, f"{index:04d}_{stem}.png")

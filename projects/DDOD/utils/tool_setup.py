@@ -1,10 +1,14 @@
-"""What the picture tools (tools/visualize_*.py, tools/browse_dataset.py) share: loading a config
-with checked overrides, building the model with its weights, the dataset's class names."""
+"""What the picture tools (tools/visualize_*.py, tools/browse_dataset.py) share: their command
+line, loading a config with checked overrides, building the model with its weights, the
+dataset's class names, seeding."""
 
+import argparse
 import logging
 import os
+import random
 from typing import Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 
 from detectron2.config import LazyConfig, instantiate
@@ -13,9 +17,36 @@ from detectron2.data import Metadata, MetadataCatalog
 from ..data.coco_json import register_config_datasets
 from ..engine import DetectionCheckpointer, apply_overrides
 
-__all__ = ["load_config", "build_model_with_weights", "dataset_metadata"]
+__all__ = [
+    "tool_argument_parser",
+    "add_config_overrides",
+    "load_config",
+    "build_model_with_weights",
+    "dataset_metadata",
+    "seed_all",
+]
 
 logger = logging.getLogger(__name__)
+
+
+def tool_argument_parser(doc: str) -> argparse.ArgumentParser:
+    """A parser with the tool's docstring ``doc`` as help (first paragraph, then the rest as the
+    epilog) and ``--config-file``; finish it with :func:`add_config_overrides`."""
+    first, _, rest = doc.partition("\n\n")
+    parser = argparse.ArgumentParser(
+        description=first, epilog=rest, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config-file", required=True, metavar="FILE", help="LazyConfig file")
+    return parser
+
+
+def add_config_overrides(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The trailing ``path.key=value`` config overrides (after every flag)."""
+    parser.add_argument(
+        "opts", nargs=argparse.REMAINDER,
+        help="config overrides as path.key=value, e.g. train.init_checkpoint=model_final.pth",
+    )  # fmt: skip
+    return parser
 
 
 def load_config(config_file: str, opts: Optional[Sequence[str]] = None):
@@ -58,3 +89,10 @@ def dataset_metadata(dataset_cfg) -> Metadata:
     if names:
         return MetadataCatalog.get(names[0])
     return Metadata()
+
+
+def seed_all(seed: int) -> None:
+    """Seed Python, NumPy and torch: the data mappers' random augmentations use all three."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)

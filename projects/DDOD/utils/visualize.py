@@ -14,7 +14,7 @@ from detectron2.data.detection_utils import read_image
 from detectron2.structures import BoxMode, Instances
 from detectron2.utils.visualizer import Visualizer
 
-from .panels import panel_figure, save_figure, show_image
+from .panels import panel_figure, picture_path, save_figure, show_image
 
 __all__ = [
     "GT_COLOR",
@@ -80,7 +80,9 @@ def draw_ground_truth(
     visualizer = Visualizer(image_rgb, metadata=metadata, scale=scale)
     labels = [_class_name(metadata, int(c)) for c in classes]
     visualizer.overlay_instances(
-        boxes=np.asarray(boxes).reshape(-1, 4), labels=labels, assigned_colors=[GT_COLOR] * len(labels)
+        boxes=np.asarray(boxes).reshape(-1, 4),
+        labels=labels,
+        assigned_colors=[GT_COLOR] * len(labels),
     )
     return visualizer.get_output().get_image()
 
@@ -170,8 +172,10 @@ def prediction_figure(
         panels.append(draw_ground_truth(image_rgb, gt_boxes, gt_classes, metadata=metadata,
                                         scale=scale))  # fmt: skip
         titles.append(f"Ground truth: {len(gt_boxes)} objects")
-    panels.append(draw_predictions(image_rgb, instances, metadata=metadata,
-                                   score_thresh=score_thresh, gt_boxes=gt_boxes, scale=scale))  # fmt: skip
+    panels.append(draw_predictions(
+        image_rgb, instances, metadata=metadata, score_thresh=score_thresh, gt_boxes=gt_boxes,
+        scale=scale,
+    ))  # fmt: skip
     titles.append(_detections_title(instances, score_thresh))
     fig, axes = panel_figure([p.shape[:2] for p in panels], titles, suptitle=title, legend=True)
     for ax, panel in zip(axes, panels):
@@ -232,6 +236,5 @@ def save_prediction_images(
         image = read_image(dataset_dict["file_name"], format="RGB")
         fig = prediction_figure(image, instances, dataset_dict, metadata=metadata,
                                 score_thresh=score_thresh, show_gt=show_gt, title=name)  # fmt: skip
-        stem = os.path.splitext(name)[0]
-        paths.append(save_figure(fig, os.path.join(output_dir, f"{index:04d}_{stem}.png")))
+        paths.append(save_figure(fig, picture_path(output_dir, index, name)))
     return paths
