@@ -91,18 +91,21 @@ def main(args) -> list:
             mapped_boxes = instances.gt_boxes.tensor.numpy()
             mapped_classes = instances.gt_classes.tolist()
         h, w = original.shape[:2]
-        scale = default_scale(h, w)  # the same for both panels: a resize shows as a size change
+        # Each panel at a readable size; the titles give the real sizes (a 3x resize drawn to
+        # scale would make the second panel huge).
         panels = [
-            draw_ground_truth(original, boxes, classes, metadata=metadata, scale=scale),
-            draw_ground_truth(mapped, mapped_boxes, mapped_classes, metadata=metadata, scale=scale),
-        ]
+            draw_ground_truth(original, boxes, classes, metadata=metadata,
+                              scale=default_scale(h, w)),
+            draw_ground_truth(mapped, mapped_boxes, mapped_classes, metadata=metadata,
+                              scale=default_scale(*mapped.shape[:2])),
+        ]  # fmt: skip
         titles = [
             f"As stored: {w}x{h}, {len(boxes)} objects",
             f"Model input ({args.split} pipeline): {mapped.shape[1]}x{mapped.shape[0]}, "
             f"{len(mapped_boxes)} objects",
         ]
         fig, axes = panel_figure([p.shape[:2] for p in panels], titles,
-                                 suptitle=f"{name} · augmentations: {augmentations}")  # fmt: skip
+                                 suptitle=f"{name}\naugmentations: {augmentations}")  # fmt: skip
         for ax, panel in zip(axes, panels):
             show_image(ax, panel)
         paths.append(save_figure(fig, picture_path(output_dir, index, name)))

@@ -11,6 +11,7 @@ state and no GUI backend, so it runs in tests and on headless machines.
 
 import math
 import os
+import textwrap
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -34,6 +35,15 @@ LEGEND_PX = 26
 MARGIN_PX = 6
 TITLE_FONTSIZE = 9
 SUPTITLE_FONTSIZE = 10
+# Average glyph widths in pixels at those sizes (DejaVu Sans, 100 dpi), to wrap long titles.
+TITLE_CHAR_PX = 5.6
+SUPTITLE_CHAR_PX = 6.4
+
+
+def _wrap(text: str, width_px: float, char_px: float) -> str:
+    """Wrap each line of ``text`` to the characters that fit in ``width_px``."""
+    chars = max(10, int(width_px / char_px))
+    return "\n".join(textwrap.fill(line, chars) or line for line in text.split("\n"))
 
 
 def panel_figure(
@@ -49,7 +59,7 @@ def panel_figure(
 
     Args:
         panel_sizes: (height, width) in image pixels of each panel.
-        titles: one title per panel; may hold several lines ("\\n").
+        titles: one title per panel; may hold several lines ("\\n"); long lines are wrapped.
         ncols: panels per row (default: all in one row).
         scale: figure pixels per image pixel.
         suptitle: a title over the whole figure; may hold several lines.
@@ -65,6 +75,7 @@ def panel_figure(
         raise ValueError("A figure needs at least one panel.")
     ncols = min(ncols or len(panel_sizes), len(panel_sizes))
     nrows = math.ceil(len(panel_sizes) / ncols)
+    titles = [_wrap(t, w * scale, TITLE_CHAR_PX) for t, (_, w) in zip(titles, panel_sizes)]
     title_px = TITLE_LINE_PX * max(t.count("\n") + 1 for t in titles) + 4
     # Each column as wide as its widest panel, each row as tall as its tallest one.
     col_w = [0] * ncols
@@ -72,9 +83,11 @@ def panel_figure(
     for i, (h, w) in enumerate(panel_sizes):
         col_w[i % ncols] = max(col_w[i % ncols], round(w * scale))
         row_h[i // ncols] = max(row_h[i // ncols], round(h * scale))
+    width = sum(col_w) + GAP_PX * (ncols - 1) + 2 * MARGIN_PX
+    if suptitle:
+        suptitle = _wrap(suptitle, width - 2 * MARGIN_PX, SUPTITLE_CHAR_PX)
     top_px = MARGIN_PX + (SUPTITLE_LINE_PX * (suptitle.count("\n") + 1) + 4 if suptitle else 0)
     bottom_px = MARGIN_PX + (LEGEND_PX if legend else 0)
-    width = sum(col_w) + GAP_PX * (ncols - 1) + 2 * MARGIN_PX
     height = top_px + sum(row_h) + nrows * title_px + GAP_PX * (nrows - 1) + bottom_px
 
     fig = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, facecolor="white")
