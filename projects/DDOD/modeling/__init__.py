@@ -10,7 +10,9 @@
 * ``box_coders.py``           FCOS's l, t, r, b coder (XYWH deltas are detectron2's)
 * ``losses/``                 classification losses (focal_loss.py, varifocal_loss.py), box
                               terms (box_losses.py) and DDOD's FPN level re-weighting
-* ``anchors.py``              padding-anchor mask; ``backbone.py`` P6/P7 block and small ResNets
+* ``anchors.py``              padding-anchor mask; ``backbone.py`` P6/P7 block and ResNet/ResNeXt
+                              stages of any width; ``deform_resnet.py`` deformable bottlenecks
+                              (torchvision's op, detectron2's checkpoint names)
 """
 from .assigners import (
     ATSSAssigner,
@@ -19,8 +21,14 @@ from .assigners import (
     FCOSPointAssigner,
     MaxIoUAssigner,
 )
-from .backbone import LastLevelP6P7FromP5, build_ddod_resnet_fpn_backbone, make_resnet_stages
+from .backbone import (
+    LastLevelP6P7FromP5,
+    build_ddod_resnet_backbone,
+    build_ddod_resnet_fpn_backbone,
+    make_resnet_stages,
+)
 from .box_coders import Box2BoxTransformLTRB
+from .deform_resnet import DeformBottleneckBlock, DeformConv
 from .heads import DENSE_HEAD_REGISTRY, DDODHead, VFNetHead, build_dense_head
 from .losses import FocalLoss, LevelReweighting, VarifocalLoss
 from .meta_arch import DDOD
@@ -42,5 +50,8 @@ __all__ = [
     "LevelReweighting",
     "LastLevelP6P7FromP5",
     "make_resnet_stages",
+    "build_ddod_resnet_backbone",
     "build_ddod_resnet_fpn_backbone",
+    "DeformBottleneckBlock",
+    "DeformConv",
 ]
