@@ -360,3 +360,40 @@ def test_multiscale_training_draws_every_size_of_its_range(config, short_edges):
     wide = np.zeros((300, 900, 3), np.uint8)
     sizes = {(t.new_h, t.new_w) for t in (resize.get_transform(wide) for _ in range(200))}
     assert sizes == {(444, 1333)}
+
+
+def test_torchvision_weights_convert_to_the_same_network(tmp_path):
+    """tools/convert_torchvision_resnet.py: a torchvision ResNeXt's file, converted, gives our
+    PyTorch-style ResNeXt (stride in the 3x3, FrozenBN) the same res5 on the BGR image."""
+    import torchvision
+
+    from tools.convert_torchvision_resnet import main as convert
+
+    torch.manual_seed(0)
+    theirs = torchvision.models.resnet.ResNet(
+        torchvision.models.resnet.Bottleneck, [3, 4, 6, 3], groups=4, width_per_group=16
+    ).eval()
+    for m in theirs.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+            m.weight.data.uniform_(0.5, 1.5)
+    torch.save(theirs.state_dict(), tmp_path / "tv.pth")
+    convert([str(tmp_path / "tv.pth"), str(tmp_path / "d2.pkl")])
+
+    ours = ResNet(
+        BasicStem(3, 64, norm="FrozenBN"),
+        make_resnet_stages(50, num_groups=4, width_per_group=16, stride_in_1x1=False),
+        out_features=["res5"],
+    )
+    holder = torch.nn.Module()
+    holder.backbone = torch.nn.Module()
+    holder.backbone.bottom_up = ours
+    checkpointer = DetectionCheckpointer(holder)
+    incompatible = checkpointer._load_model(checkpointer._load_file(str(tmp_path / "d2.pkl")))
+    assert not incompatible.missing_keys and not incompatible.unexpected_keys
+    rgb = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        t = theirs.maxpool(theirs.relu(theirs.bn1(theirs.conv1(rgb))))
+        t = theirs.layer4(theirs.layer3(theirs.layer2(theirs.layer1(t))))
+        torch.testing.assert_close(ours(rgb.flip(1))["res5"], t, rtol=1e-4, atol=1e-4)

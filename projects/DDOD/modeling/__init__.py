@@ -12,7 +12,8 @@
                               terms (box_losses.py) and DDOD's FPN level re-weighting
 * ``anchors.py``              padding-anchor mask; ``backbone.py`` P6/P7 block and ResNet/ResNeXt
                               stages of any width; ``deform_resnet.py`` deformable bottlenecks
-                              (torchvision's op, detectron2's checkpoint names)
+                              (torchvision's op, detectron2's checkpoint names);
+                              ``resnet_weights.py`` torchvision-layout ImageNet files -> ours
 """
 from .assigners import (
     ATSSAssigner,
