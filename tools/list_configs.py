@@ -3,8 +3,9 @@
 
 Every config under ``configs/`` except the shared pieces in ``configs/common/`` is listed: the
 main configs (``configs/*.py``), the CPU quickstarts (``configs/quickstart/``), the method
-combinations (``configs/combos/``), and one config per row of each paper's tables
-(``configs/paper/`` for DDOD, ``configs/paper_<method>/`` for the others). A table config records
+combinations (``configs/combos/``), single-switch variants (``configs/variants/``), and one
+config per row of each paper's tables (``configs/paper/`` for DDOD's, ``configs/paper_*/`` for
+the others and for the stronger backbones). A table config records
 its row's published numbers in a top-level ``paper`` key (``method``, default "DDOD", ``table``,
 ``row``, ``AP``...). The "ours AP" column shows the AP of a run of the config when its
 ``train.output_dir`` (relative to the current directory, or to ``--output-root``) holds a
@@ -31,6 +32,7 @@ GROUPS = (
     ("*.py", "main"),
     ("quickstart/*.py", "quickstart"),
     ("combos/*.py", "combination"),
+    ("variants/*.py", "variant"),
     ("paper*/table*/*.py", "paper"),
 )
 
@@ -175,7 +177,7 @@ def main(argv=None):
     if args.table or args.method:
         paper = [(p, k) for p, k in found if k == "paper"]
         rows = collect_rows(paper, args.output_root)
-        known = sorted({(r["method"], r["table"]) for r in rows})
+        known = sorted({(r["method"], r["table"]) for r in rows}, key=lambda mt: (mt[0], str(mt[1])))
         if args.method:
             rows = [r for r in rows if r["method"].lower() == args.method.lower()]
             if not rows:
