@@ -397,3 +397,20 @@ def test_torchvision_weights_convert_to_the_same_network(tmp_path):
         t = theirs.maxpool(theirs.relu(theirs.bn1(theirs.conv1(rgb))))
         t = theirs.layer4(theirs.layer3(theirs.layer2(theirs.layer1(t))))
         torch.testing.assert_close(ours(rgb.flip(1))["res5"], t, rtol=1e-4, atol=1e-4)
+
+
+def test_backbone_benchmark_counts_and_times(capsys):
+    from benchmarks import backbones
+
+    argv = ["--size", "64", "96", "--runs", "1", "--backbones", "R-50", "--base-channels", "16"]
+    results = backbones.main(argv)
+    (plain_params, plain_flops), (dcn_params, dcn_flops) = results["R-50"].values()
+    offsets = sum(n * (27 * c * 9 + 27) for n, c in [(4, 32), (6, 64), (3, 128)]) / 1e6
+    assert dcn_params == pytest.approx(plain_params + offsets)
+    # the deformable convs count as the plain ones; the offset convs (27 x C x 9 multiply-adds
+    # per output pixel) come on top; res3-res5 outputs are 8x12, 4x6, 2x3 pixels
+    offset_flops = sum(n * 27 * c * 9 * hw for n, c, hw in [(4, 32, 96), (6, 64, 24), (3, 128, 6)])
+    assert dcn_flops - plain_flops == pytest.approx(offset_flops / 1e9)
+    rows = {(b, c) for b in ("R-50", "R-50-DCN") for c in ("fwd", "fwd+bwd")}
+    assert set(results["timing"]) == rows
+    assert "| R-50-DCN |" in capsys.readouterr().out
