@@ -117,15 +117,17 @@ def draw_predictions(
     for box in gt_boxes if gt_boxes is not None else []:
         visualizer.draw_box(box, alpha=0.9, edge_color=GT_COLOR, line_style="--")
     if len(instances):
-        labels = [
-            f"{_class_name(metadata, int(c))} {s:.2f}"
-            for c, s in zip(instances.pred_classes.tolist(), instances.scores.tolist())
-        ]
-        visualizer.overlay_instances(
-            boxes=instances.pred_boxes.tensor.numpy(),
-            labels=labels,
-            assigned_colors=[DETECTION_COLOR] * len(labels),
-        )
+        # Opaque boxes (overlay_instances blends them at alpha 0.5, which turns red over the
+        # green outlines brown), the most confident drawn last, on top.
+        order = instances.scores.argsort().tolist()
+        boxes = instances.pred_boxes.tensor.numpy()
+        for i in order:
+            name = _class_name(metadata, int(instances.pred_classes[i]))
+            visualizer.draw_box(boxes[i], alpha=1.0, edge_color=DETECTION_COLOR)
+            visualizer.draw_text(
+                f"{name} {float(instances.scores[i]):.2f}", (boxes[i][0], boxes[i][1]),
+                color=DETECTION_COLOR, horizontal_alignment="left",
+            )  # fmt: skip
     else:
         h, w = image_rgb.shape[:2]
         visualizer.draw_text(
