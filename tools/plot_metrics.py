@@ -20,7 +20,6 @@ import fnmatch
 import json
 import math
 import os
-import sys
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -185,4 +184,4 @@ def main(args) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main(parse_args()) and 0)
+    main(parse_args())
