@@ -115,6 +115,13 @@ TARGET_TRAIN = 1.08
 TARGET_INFER = 1.05
 TARGET_SHARE = 0.10
 
+# Costs in training steps (batch 2) of one model, measured on the CPU at R50 320x512 (CPU
+# seconds, oneDNN capped to AVX2): a step at 8, 100 or 1,000 GT/img and a peak-memory pass all
+# take about one step (4.6-5 s); an image's inference with full post-processing about 0.2
+# (0.55 s vs 2.4 s a step on the AVX-512 host); an assigner case about 0.15.
+INFER_IMAGE_IN_STEPS = 0.2
+PEAK_PASS_IN_STEPS = 1.0
+
 
 _T0 = time.perf_counter(), time.process_time()
 
@@ -336,10 +343,11 @@ def bench_train(models, args, device, rows: List[Row], results: dict, deadline=N
     steps = {name: TrainStep(model, batch) for name, model in models.items()}
     setting = f"fp32, batch {args.train_batch}, {h}x{w}, {args.num_gt} GT/img"
     log(f"[train] {setting}: {args.warmup} warm-up + {args.runs} interleaved runs of {list(steps)}")
-    # The peak-memory passes after the runs take about one (slower, tracked) round.
+    # The peak-memory passes after the runs take about one round (a tracked step each).
     times, errors = interleaved_times(
-        steps, device, warmup=args.warmup, runs=args.runs, deadline=deadline, reserve_rounds=1.5
-    )
+        steps, device, warmup=args.warmup, runs=args.runs, deadline=deadline,
+        reserve_rounds=PEAK_PASS_IN_STEPS,
+    )  # fmt: skip
     log_errors(errors)
     medians = {n: median(t) for n, t in times.items()}
     for name in models:
@@ -493,7 +501,7 @@ def bench_many_objects(models, args, device, rows: List[Row], results: dict, dea
     runs = max(1, min(args.runs, 3))
     times, errors = interleaved_times(
         steps, device, warmup=min(args.warmup, 1), runs=runs, deadline=deadline,
-        reserve_rounds=1.5,  # the peak-memory passes after the runs
+        reserve_rounds=PEAK_PASS_IN_STEPS,  # the peak-memory passes after the runs
     )  # fmt: skip
     log_errors(errors)
     medians = {n: median(t) for n, t in times.items()}
@@ -558,24 +566,18 @@ def bench_assigner(args, device, rows: List[Row], results: dict, deadline=None):
 # ----------------------------------------------------------------------------------------------
 # time budget
 # ----------------------------------------------------------------------------------------------
-# An image's inference (post-processing at full load) in training steps of batch 2: about 0.23
-# for every model and precision measured on the CPU (e.g. R50 at 320x512: 0.55 s vs 2.4 s).
-INFER_IMAGE_IN_STEPS = 0.25
-
-
 def section_weights(args, bf16_rows: bool) -> Dict[str, float]:
     """Rough cost of each section, in training steps of one model, for its share of the time
-    budget: timed and warm-up calls, plus about 1.5 calls' worth for each peak-memory pass."""
+    budget: warm-up and timed calls, and the peak-memory passes."""
     n = len(args.models)
     w, r, tr = args.warmup, args.runs, args.throughput_runs
     infer_images = n * ((w + r) + args.infer_batch * (w + tr))
     return {
-        "train": n * (w + r + 1.5),
+        "train": n * (w + r + PEAK_PASS_IN_STEPS),
         "share": 2 * (w + r),
-        "objects": 2 * (min(w, 1) + min(r, 3) + 1.5) * 1.2,  # 1,000 GT: a slower step
+        "objects": 2 * (min(w, 1) + min(r, 3) + PEAK_PASS_IN_STEPS),
         # bf16 rows (where they run) take about half the time of the fp32 ones
         "infer": INFER_IMAGE_IN_STEPS * infer_images * (1.5 if bf16_rows else 1.0),
-        # small: a few ms a call, the memory pass dominates
         "assigner": 0.15 * len(args.assigner_sizes) * len(args.assigner_objects),
     }
 

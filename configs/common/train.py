@@ -13,7 +13,7 @@ train = dict(
     max_iter=90000,
     # On a GPU: float16 autocast + grad scaler (detectron2's AMPTrainer). On a CPU: bfloat16
     # autocast (ddod.engine.CPUAutocastTrainer) where the CPU runs bfloat16 natively, else
-    # float32 with a warning (ddod.utils.cpu: emulated bfloat16 is up to 100x slower).
+    # float32 with a warning (ddod.utils.cpu: emulated bfloat16 is 100x slower or worse).
     amp=dict(enabled=False),
     # Arguments of detectron2's create_ddp_model / DistributedDataParallel. DDOD all-reduces its
     # own statistics buffers, so buffers need not be broadcast every step.

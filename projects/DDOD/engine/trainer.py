@@ -547,9 +547,9 @@ class Trainer(TrainerBase):
 
         With ``train.amp.enabled``: detectron2's :class:`AMPTrainer` (float16 + grad scaler) for
         a CUDA model, :class:`CPUAutocastTrainer` (bfloat16) for a CPU model whose CPU runs
-        bfloat16 natively, else float32 with one warning (emulated bfloat16 is up to 100x slower,
-        see :mod:`ddod.utils.cpu`). All of them stop with a ``FloatingPointError`` naming the
-        loss when a loss is not finite.
+        bfloat16 natively, else float32 with one warning (emulated bfloat16 is 100x slower or
+        worse, see :mod:`ddod.utils.cpu`). All of them stop with a ``FloatingPointError`` naming
+        the loss when a loss is not finite.
         """
         if not _select(cfg, "train.amp.enabled", default=False):
             return _SimpleTrainer(model, data_loader, optimizer)
