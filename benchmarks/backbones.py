@@ -13,10 +13,11 @@ res2 frozen as in the configs) on one image of ``--size`` (800x1333 by default, 
   convention). torchvision's deformable conv has no fvcore handle; it is counted here as the
   plain conv of the same shape (the DCN convention of mmcv's and fvcore's counters), plus its
   offset conv, which fvcore counts itself. The bilinear sampling is not counted;
-* CPU time: forward under ``no_grad`` and forward + backward (of the sum of the outputs) of R-50
+* time: forward under ``no_grad`` and forward + backward (of the sum of the outputs) of R-50
   and R-50-DCN (DCNv2 in res3-res5), batch 1, median of ``--runs`` interleaved runs after one
-  warm-up. The DCN runs on torchvision's CPU kernel, whose backward is a scalar loop.
-  Run with ``OMP_WAIT_POLICY=PASSIVE`` on a shared machine (see benchmarks/run.py).
+  warm-up, in wall seconds and in CPU seconds of the process (all its threads). The DCN runs
+  on torchvision's CPU kernel, whose backward is a scalar loop. Run with
+  ``OMP_WAIT_POLICY=PASSIVE`` on a shared machine (see benchmarks/run.py).
 """
 import argparse
 import os
@@ -87,7 +88,8 @@ def count(name: str, dcn: bool, size, base_channels: int = 64):
 
 
 def time_r50(size, runs: int, base_channels: int = 64):
-    """{(backbone, column): [seconds]} for R-50 and R-50-DCN, forward / forward + backward."""
+    """{(backbone, column): [(wall seconds, CPU seconds of this process)]} for R-50 and
+    R-50-DCN, forward / forward + backward."""
     x = torch.randn(1, 3, *size)
     models = {n: build("R-50", n.endswith("DCN"), base_channels) for n in ("R-50", "R-50-DCN")}
     for m in models.values():
@@ -115,10 +117,10 @@ def time_r50(size, runs: int, base_channels: int = 64):
     times = {k: [] for k in keys}
     for r in range(runs + 1):  # run 0 is the warm-up; rotated order, as benchmarks/common.py
         for key in keys[r % len(keys) :] + keys[: r % len(keys)]:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             calls[key]()
             if r:
-                times[key].append(time.perf_counter() - t0)
+                times[key].append((time.perf_counter() - t0, time.process_time() - c0))
     return times
 
 
@@ -155,16 +157,22 @@ def main(argv=None):
             print(f"| {name} | {plain[0]:.1f} | {plain[1]:.1f} | {dcn[0]:.1f} | {dcn[1]:.1f} |")
     if not args.skip_timing:
         times = time_r50(args.size, args.runs, args.base_channels)
-        med = {k: statistics.median(v) for k, v in times.items()}
+        # medians of wall and of CPU time (the process's, all threads: on a shared machine it
+        # is the steadier of the two, the wall time grows with the other processes' load)
+        med = {
+            k: tuple(statistics.median(t[i] for t in v) for i in (0, 1)) for k, v in times.items()
+        }
+        cols = [(c, i) for c in ("fwd", "fwd+bwd") for i in (0, 1)]
         print()
-        print(f"CPU seconds per image, median of {args.runs} runs")
+        load = os.getloadavg()[0]
+        print(f"seconds per image, median of {args.runs} runs; load average {load:.1f}")
         print()
-        print("| backbone | fwd | fwd+bwd |")
-        print("|---|---|---|")
+        print("| backbone | fwd wall | fwd CPU | fwd+bwd wall | fwd+bwd CPU |")
+        print("|---|---|---|---|---|")
         for name in ("R-50", "R-50-DCN"):
-            print(f"| {name} | {med[(name, 'fwd')]:.2f} | {med[(name, 'fwd+bwd')]:.2f} |")
-        ratio = [med[("R-50-DCN", c)] / med[("R-50", c)] for c in ("fwd", "fwd+bwd")]
-        print(f"| ratio | {ratio[0]:.2f}x | {ratio[1]:.2f}x |")
+            print(f"| {name} | " + " | ".join(f"{med[(name, c)][i]:.2f}" for c, i in cols) + " |")
+        ratio = [med[("R-50-DCN", c)][i] / med[("R-50", c)][i] for c, i in cols]
+        print("| ratio | " + " | ".join(f"{r:.2f}x" for r in ratio) + " |")
         results["timing"] = med
     return results
 
