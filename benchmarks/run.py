@@ -6,7 +6,7 @@ and RetinaNet, in one run, printed as one Markdown table with a PASS/FAIL summar
     python -m benchmarks.run --device cpu --quick       # fewer runs and assigner sizes
     python -m benchmarks.run --device cpu --preset tiny # smoke-test size (under a minute)
 
-On the CPU the run keeps to a time budget (``--time-budget``: 7 minutes, 2.5 with ``--quick``;
+On the CPU the run keeps to a time budget (``--time-budget``: 420 s, 140 s with ``--quick``;
 ``0`` for none): each section gets a share of the time left by its rough cost, and a figure whose
 runs would overrun its share gets fewer (at least one; its note says "k of n runs (time
 budget)"), so the command ends in about the same time on a slow or busy host as on a fast one.
@@ -97,11 +97,13 @@ PRESETS = {
         backbone="R50", size="800x1333", train_batch=2, infer_batch=8, num_gt=8, warmup=5,
         runs=20, assigner_sizes=["512x853", "800x1333", "1024x1707"],
     ),  # fmt: skip
-    # reduced, for the CPU: a few minutes on 2 cores
+    # reduced, for the CPU: ~500 CPU-seconds of work with oneDNN capped to AVX2, so about 5 min
+    # on a quiet 2-core AVX2 host; the budgets keep it under 8 min (3 with --quick) elsewhere.
+    # --quick at its minimum (1 warm-up + 1 run everywhere) is ~220 CPU-seconds.
     "cpu": dict(
         backbone="R50", size="320x512", train_batch=2, infer_batch=8, num_gt=8, warmup=1,
         runs=5, throughput_runs=3, assigner_sizes=["320x512", "512x832", "800x1333"],
-        time_budget=420, quick_time_budget=150,
+        time_budget=420, quick_time_budget=140,
     ),  # fmt: skip
     # smoke test: every code path, nothing of realistic size
     "tiny": dict(
@@ -180,7 +182,7 @@ def get_args(argv=None):
     p.add_argument("--threads", type=int, help="torch.set_num_threads (CPU)")
     p.add_argument(
         "--time-budget", type=float,
-        help="seconds for the whole run (default: 420 on the cpu preset, 150 with --quick; "
+        help="seconds for the whole run (default: 420 on the cpu preset, 140 with --quick; "
         "none otherwise; 0 = none): figures get fewer runs (at least 1) where time runs short",
     )  # fmt: skip
     p.add_argument("--cudnn-benchmark", action="store_true")
