@@ -31,6 +31,7 @@ def fresh(monkeypatch):
 
 def fake_cpu(monkeypatch, flags, onednn_says=True):
     """An x86 CPU with these /proc/cpuinfo flags; torch's oneDNN check answers ``onednn_says``."""
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
     monkeypatch.setattr(cpu, "_is_x86", lambda: True)
     monkeypatch.setattr(cpu, "_hardware_flags", lambda: set(flags))
     monkeypatch.setattr(cpu, "_onednn_bf16_check", lambda: onednn_says)
