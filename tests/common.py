@@ -1,4 +1,6 @@
 """Small models and inputs shared by the model tests (CPU-sized)."""
+import logging
+
 import torch
 
 import ddod  # noqa: F401  (compat + registrations)
@@ -138,3 +140,30 @@ def small_paper_model(rel_path, **model_overrides):
             node = node[p]
         node[last] = value
     return instantiate(cfg.model)
+
+
+class LogCapture(logging.Handler):
+    """Collects the messages of one logger, whatever its propagation (detectron2's setup_logger
+    turns propagation off, which hides them from pytest's caplog)."""
+
+    def __init__(self, name):
+        super().__init__(logging.DEBUG)
+        self.logger = logging.getLogger(name)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+    @property
+    def text(self):
+        return "\n".join(self.messages)
+
+    def __enter__(self):
+        self._level = self.logger.level
+        self.logger.addHandler(self)
+        self.logger.setLevel(logging.DEBUG)
+        return self
+
+    def __exit__(self, *exc):
+        self.logger.removeHandler(self)
+        self.logger.setLevel(self._level)

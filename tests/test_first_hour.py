@@ -2,7 +2,6 @@
 line, the class checks that stop an evaluation on other data, the demo, the messages of resume
 and evaluation, and quiet logs."""
 import json
-import logging
 import os
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from detectron2.data import DatasetCatalog
 from ddod.data import DatasetImageError, build_test_loader, register_digits_dataset
 from ddod.data.coco_json import DatasetClassMismatchError, read_coco_categories
 
-from .common import load_train_net
+from .common import LogCapture, load_train_net
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "quickstart", "ddod_digits_cpu.py")
@@ -167,30 +166,17 @@ def test_corrupt_test_image_error_names_the_file(tmp_path, own_coco):
         next(iter(loader))
 
 
-class _Records(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-
 def test_resume_says_when_finished_and_when_the_schedule_length_changed(tmp_path, own_coco):
     out = str(tmp_path / "run")
     run_train_net(own_args(own_coco, out, "train.eval_period=0", name="own_resume"))
-    records = _Records()
-    logging.getLogger("ddod.engine.trainer").addHandler(records)
-    try:
+    with LogCapture("ddod.engine.trainer") as records:
         run_train_net(["--resume"] + own_args(own_coco, out, name="own_resume"))
-        assert any("already finished" in m for m in records.messages), records.messages
-        records.messages.clear()
+    assert "already finished" in records.text, records.text
+    with LogCapture("ddod.engine.trainer") as records:
         run_train_net(["--resume"] + own_args(own_coco, out, name="own_resume")
                       + ["train.max_iter=3"])  # fmt: skip
-        assert any("train.max_iter=2 with train.max_iter=3" in m for m in records.messages)
-        assert not any("already finished" in m for m in records.messages)
-    finally:
-        logging.getLogger("ddod.engine.trainer").removeHandler(records)
+    assert "train.max_iter=2 with train.max_iter=3" in records.text
+    assert "already finished" not in records.text
 
 
 def test_logs_are_quiet_and_plain(tmp_path, own_coco):

@@ -9,7 +9,6 @@ of another model; a truncated checkpoint; checkpoints killed mid-write; non-fini
 bfloat16 autocast on the CPU.
 """
 import json
-import logging
 import math
 import os
 
@@ -38,7 +37,7 @@ from ddod.engine import (
 )
 from ddod.modeling import ATSSAssigner, CostATSSAssigner
 
-from .common import load_train_net, make_input, tiny_ddod
+from .common import LogCapture, load_train_net, make_input, tiny_ddod
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUICKSTART = os.path.join(ROOT, "configs", "quickstart", "ddod_digits_cpu.py")
@@ -107,33 +106,6 @@ def make_coco(directory, name, images, broken=None):
         json.dump(coco, f)
     register_coco_dataset(name, json_file, image_dir)
     return name
-
-
-class LogCapture(logging.Handler):
-    """Collects the messages of one logger, whatever its propagation (detectron2's setup_logger
-    turns propagation off, which hides them from pytest's caplog)."""
-
-    def __init__(self, name):
-        super().__init__(logging.DEBUG)
-        self.logger = logging.getLogger(name)
-        self.messages = []
-
-    def emit(self, record):
-        self.messages.append(record.getMessage())
-
-    @property
-    def text(self):
-        return "\n".join(self.messages)
-
-    def __enter__(self):
-        self._level = self.logger.level
-        self.logger.addHandler(self)
-        self.logger.setLevel(logging.DEBUG)
-        return self
-
-    def __exit__(self, *exc):
-        self.logger.removeHandler(self)
-        self.logger.setLevel(self._level)
 
 
 @pytest.fixture

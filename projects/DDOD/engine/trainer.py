@@ -19,8 +19,10 @@ names and classmethod hooks, but reads a LazyConfig with these keys:
 
 Differences from v0.6's DefaultTrainer that matter: checkpoints include the inner trainer's state
 (optimizer, AMP grad scaler), which v0.6 forgets (fixed upstream after v0.6); ``train.amp`` also
-works on a CPU (bfloat16 autocast); loading goes through :class:`ddod.engine.DetectionCheckpointer`,
-whose errors name the file and never leave a half-loaded model.
+works on a CPU (bfloat16 autocast where the CPU runs bf16 natively, else float32 with a
+warning); loading goes through :class:`ddod.engine.DetectionCheckpointer`, whose errors name the
+file and never leave a half-loaded model. The datasets a config records (``coco_json_datasets``)
+are registered, and the model's and the datasets' classes checked, before anything is built.
 
 Exact resume: with a loader that can be repositioned (``ddod.data.build_resumable_train_loader``,
 the default in ``configs/common/data``), ``resume_or_load(resume=True)`` restarts the data stream
