@@ -11,6 +11,7 @@ bfloat16 autocast on the CPU.
 import json
 import math
 import os
+import re
 
 import pytest
 import torch
@@ -357,7 +358,8 @@ def test_train_net_names_unknown_config_keys(train_net, tmp_path):
 
 def _other_model_checkpoint(path):
     torch.manual_seed(0)
-    torch.save({"model": tiny_ddod(num_classes=4).state_dict()}, path)
+    # one conv per tower: the quickstart model (two) has tensors the checkpoint lacks
+    torch.save({"model": tiny_ddod(num_classes=4, head=dict(num_convs=1)).state_dict()}, path)
 
 
 def test_checkpoint_of_another_model(train_net, tmp_path, tiny_split):
@@ -378,7 +380,8 @@ def test_checkpoint_of_another_model(train_net, tmp_path, tiny_split):
     assert "Shapes differ (kept the model's values):" in report
     line = "backbone.bottom_up.res2.0.conv1.weight: checkpoint (8, 8, 3, 3), model (16, 16, 3, 3)"
     assert line in report
-    assert "... and 122 more" in report  # the first 12 shown; detectron2 logs each one above
+    # the first 12 shown; detectron2 logs each one above
+    assert re.search(r"\.\.\. and \d+ more", report)
     assert "'head.cls_score.weight' to the model due to incompatible shapes" in report
     assert "In the model, not in the checkpoint:" in report
 
