@@ -219,8 +219,9 @@ def run_video(predictor, path, args, metadata, class_names):
 
 
 def main(args) -> int:
-    setup_logger(name="ddod")
-    setup_logger(name="detectron2")
+    for name in ("ddod", "detectron2"):
+        if not logging.getLogger(name).handlers:  # main() may run more than once in a process
+            setup_logger(name=name)
     cfg = load_config(args.config_file, args.opts)
     if str(cfg.train.get("device", "cuda")).startswith("cuda") and not torch.cuda.is_available():
         logger.info("No GPU here: running on the CPU.")
