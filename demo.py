@@ -22,7 +22,6 @@ runs on the CPU. An unreadable input is reported by name; the others are still p
 exit status is 1.
 """
 
-import argparse
 import json
 import logging
 import os
@@ -47,9 +46,11 @@ from detectron2.utils.logger import setup_logger  # noqa: E402
 from detectron2.utils.visualizer import Visualizer  # noqa: E402
 
 from ddod.utils.tool_setup import (  # noqa: E402
+    add_config_overrides,
     build_model_with_weights,
     dataset_metadata,
     load_config,
+    tool_argument_parser,
 )
 
 logger = logging.getLogger("ddod.demo")
@@ -64,13 +65,7 @@ class UnreadableInputError(RuntimeError):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog=__doc__.split("\n\n", 1)[1],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--config-file", required=True, metavar="FILE",
-                        help="a LazyConfig .py or a run's saved config.yaml")  # fmt: skip
+    parser = tool_argument_parser(__doc__)
     parser.add_argument("--input", required=True, nargs="+", metavar="PATH",
                         help="image files, folders of images, or video files")  # fmt: skip
     parser.add_argument("--output", default="demo_output", metavar="DIR",
@@ -78,9 +73,15 @@ def parse_args(argv=None):
     parser.add_argument("--confidence-threshold", type=float, default=DEFAULT_THRESHOLD,
                         help=f"draw and report detections scoring at least this "
                         f"(default {DEFAULT_THRESHOLD})")  # fmt: skip
-    parser.add_argument("opts", nargs=argparse.REMAINDER,
-                        help="config overrides path.key=value, e.g. train.init_checkpoint=...")  # fmt: skip
+    add_config_overrides(parser)
     args = parser.parse_args(argv)
+    # `--input a.png train.init_checkpoint=w.pth`: nargs="+" swallows the overrides that follow
+    # the inputs; give them back (a key=value that is not an existing file is an override).
+    overrides = [p for p in args.input if "=" in p and not os.path.exists(p)]
+    args.input = [p for p in args.input if p not in overrides]
+    args.opts = overrides + list(args.opts or [])
+    if not args.input:
+        parser.error("--input needs at least one image, folder or video.")
     if not 0.0 <= args.confidence_threshold <= 1.0:
         parser.error("--confidence-threshold must be in [0, 1].")
     return args

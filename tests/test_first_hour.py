@@ -260,3 +260,12 @@ def test_demo_draws_images_writes_json_and_names_unreadable_inputs(tmp_path, own
 
     with pytest.raises(FileNotFoundError, match="nowhere.png"):
         demo.main(demo.parse_args(["--config-file", CONFIG, "--input", "nowhere.png"]))
+
+
+def test_demo_overrides_may_follow_the_inputs(tmp_path):
+    image = tmp_path / "a.png"
+    image.write_bytes(b"")
+    demo = load_demo()
+    args = demo.parse_args(["--config-file", CONFIG, "--input", str(image),
+                            "train.init_checkpoint=w.pth", "--output", str(tmp_path)])  # fmt: skip
+    assert args.input == [str(image)] and args.opts == ["train.init_checkpoint=w.pth"]
