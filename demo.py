@@ -27,12 +27,10 @@ import logging
 import os
 import sys
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see train_net.py
-
 ROOT = os.path.dirname(os.path.abspath(__file__))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
-from train_net import _import_ddod  # noqa: E402
+from train_net import _import_ddod  # noqa: E402  (also sets the OpenMP spin count)
 
 _import_ddod()  # before any detectron2 submodule (ddod.compat)
 

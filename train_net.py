@@ -10,10 +10,15 @@ import logging
 import os
 import sys
 
-# OpenMP threads that spin while they wait for work make CPU training collapse when the machine
-# is busy (measured: 12.9 s/iteration instead of 3.0 on a loaded 2-core host). libgomp reads this
-# when torch loads, so it is set before any import of torch; an explicit setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP threads that spin while they wait for work hold on to their core, and a CPU training
+# step collapses when other processes need the cores (12.9 s instead of 3.0 s was seen on a busy
+# 2-core host); threads that never spin (OMP_WAIT_POLICY=PASSIVE) lose time on a quiet one.
+# A short spin before sleeping keeps the best of both. Quickstart step on a 2-core host, quiet /
+# with 2 busy processes (python -m benchmarks.cpu_load): libgomp's default 0.145 / 0.534 s,
+# PASSIVE 0.226 / 0.465 s, GOMP_SPINCOUNT=10000 0.144 / 0.330 s. libgomp reads it when torch
+# loads, so it is set before any import of torch; a wait policy or spin count set by the user wins.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 
 def _import_ddod():

@@ -121,7 +121,8 @@ def total_memory_bytes(device: torch.device) -> Optional[int]:
 def thread_settings() -> str:
     """torch's thread count and the OpenMP variables that decide how a shared CPU behaves."""
     env = ", ".join(
-        f"{var}={os.environ.get(var, 'unset')}" for var in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY")
+        f"{var}={os.environ.get(var, 'unset')}"
+        for var in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
     )
     return f"threads: torch threads={torch.get_num_threads()}, {env}"
 
