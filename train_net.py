@@ -61,7 +61,7 @@ import argparse  # noqa: E402
 from detectron2.config import LazyConfig  # noqa: E402
 from detectron2.engine import default_argument_parser, launch  # noqa: E402
 
-from ddod.data.coco_json import register_config_datasets, use_coco_json  # noqa: E402
+from ddod.data.coco_json import use_coco_json  # noqa: E402
 from ddod.engine import DetectionCheckpointer, Trainer, apply_overrides  # noqa: E402
 from ddod.engine.setup import default_setup  # noqa: E402
 
@@ -143,7 +143,7 @@ def setup(args):
     if not args.config_file:
         raise ValueError("--config-file is required (a LazyConfig .py or a saved config.yaml).")
     cfg = LazyConfig.load(args.config_file)
-    register_config_datasets(cfg)  # datasets recorded in a saved config.yaml
+    # (datasets recorded in a saved config.yaml are registered by the Trainer)
     train, test = _json_and_images(args, "train"), _json_and_images(args, "test")
     if train or test:
         use_coco_json(cfg, train=train, test=test, name=getattr(args, "dataset_name", "custom"))

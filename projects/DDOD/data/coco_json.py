@@ -75,6 +75,13 @@ def read_coco_categories(json_file: str) -> List[str]:
 
 
 def _register(name: str, json_file: str, image_root: str) -> None:
+    if name in DatasetCatalog.list():
+        metadata = MetadataCatalog.get(name)
+        same_files = (getattr(metadata, "json_file", None), getattr(metadata, "image_root", None))
+        if same_files == (json_file, image_root):
+            # Registered already (the Trainer registers before every evaluation): do not parse
+            # the json again for its categories; a COCO-size json takes seconds.
+            return
     classes = read_coco_categories(json_file)
     register_coco_dataset(name, json_file, image_root, metadata={"thing_classes": classes})
 

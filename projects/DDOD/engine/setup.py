@@ -25,17 +25,18 @@ from detectron2.utils.env import seed_all_rng
 from detectron2.utils.file_io import PathManager
 from detectron2.utils.logger import setup_logger
 
-__all__ = ["default_setup", "setup_project_loggers", "write_model_summary"]
+__all__ = ["PROJECT_LOGGERS", "default_setup", "setup_project_loggers", "write_model_summary"]
 
 logger = logging.getLogger(__name__)
 
-_LOGGERS = ("detectron2", "fvcore", "ddod")
+# the loggers a run shows: detectron2's, fvcore's (checkpointer) and this project's
+PROJECT_LOGGERS = ("detectron2", "fvcore", "ddod")
 
 
 def setup_project_loggers(output_dir=None) -> None:
     """Console (main process, coloured prefix) and ``output_dir/log.txt`` (plain) handlers for
     the detectron2, fvcore and ddod loggers."""
-    for name in _LOGGERS:
+    for name in PROJECT_LOGGERS:
         setup_logger(output_dir, distributed_rank=comm.get_rank(), name=name)
 
 

@@ -67,7 +67,7 @@ from detectron2.utils.registry import locate
 from ..data.coco_json import check_dataset_classes, register_config_datasets
 from ..utils import cpu as cpu_precision
 from .checkpoint import DetectionCheckpointer
-from .setup import write_model_summary
+from .setup import PROJECT_LOGGERS, write_model_summary
 
 __all__ = [
     "Trainer",
@@ -116,7 +116,7 @@ def _setup_loggers_if_needed() -> None:
     ``default_setup`` sets up "detectron2" and "fvcore" (and our ``train_net.py`` also "ddod");
     a Trainer used from a notebook or a test would otherwise hide the checkpoint-loading report.
     """
-    for name in ("detectron2", "fvcore", "ddod"):
+    for name in PROJECT_LOGGERS:
         if not logging.getLogger(name).isEnabledFor(logging.INFO):
             setup_logger(distributed_rank=comm.get_rank(), name=name)
 
