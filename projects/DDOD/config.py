@@ -94,7 +94,8 @@ def add_ddod_config(cfg):
     d.LOSS_CLS_WEIGHT = 1.0
     d.LOSS_BBOX_WEIGHT = 2.0
     d.LOSS_QUALITY_WEIGHT = 1.0
-    # "giou" on decoded boxes, or "smooth_l1" on the deltas (L1 with beta 0, RetinaNet's).
+    # "giou", "diou" or "ciou" on decoded boxes, or "smooth_l1" on the deltas (L1 with beta 0,
+    # RetinaNet's).
     d.BOX_REG_LOSS_TYPE = "giou"
     d.SMOOTH_L1_BETA = 0.0
     d.CENTERNESS_WEIGHTED_BOX_LOSS = False

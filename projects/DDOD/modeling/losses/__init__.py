@@ -4,12 +4,14 @@
 * ``varifocal_loss.py``    ``VarifocalLoss``: VarifocalNet's IoU-aware classification loss,
                            usable on every base in place of focal loss
 * ``box_losses.py``        the box term with its weighting (none, centerness, IoU)
-* ``dense_losses.py``      per-anchor primitives (focal, GIoU, L1, BCE, centerness, normaliser)
+* ``dense_losses.py``      per-anchor primitives (focal, GIoU, DIoU, CIoU, L1, BCE, centerness, normaliser)
 * ``level_reweighting.py`` DDOD's FPN level re-weighting
 """
 from .dense_losses import (
     BOX_REG_LOSS_TYPES,
     centerness_target,
+    ciou_loss_per_box,
+    diou_loss_per_box,
     focal_loss_per_anchor,
     giou_loss_per_box,
     positive_normalizer,
@@ -35,6 +37,8 @@ __all__ = [
     "weighted_box_loss",
     "focal_loss_per_anchor",
     "giou_loss_per_box",
+    "diou_loss_per_box",
+    "ciou_loss_per_box",
     "smooth_l1_loss_per_box",
     "quality_bce_per_box",
     "centerness_target",

@@ -1,5 +1,5 @@
 """The box-regression term of a dense detector on its regression positives: the per-box loss
-(GIoU or smooth-L1), its per-box weights and its normaliser.
+(GIoU, DIoU, CIoU or smooth-L1), its per-box weights and its normaliser.
 
 Three weightings, all multiplied by the per-level factors of the caller:
 
@@ -16,7 +16,15 @@ from typing import Optional
 from torch import Tensor
 
 from ...utils.comm import all_reduce_mean
-from .dense_losses import giou_loss_per_box, smooth_l1_loss_per_box
+from .dense_losses import (
+    ciou_loss_per_box,
+    diou_loss_per_box,
+    giou_loss_per_box,
+    smooth_l1_loss_per_box,
+)
+
+# the box losses computed on decoded boxes, by ``loss_type``
+_BOX_LOSSES = {"giou": giou_loss_per_box, "diou": diou_loss_per_box, "ciou": ciou_loss_per_box}
 
 __all__ = ["weighted_box_loss"]
 
@@ -41,7 +49,8 @@ def weighted_box_loss(
         pred_deltas, target_deltas: (P, 4) the same as deltas (for ``loss_type="smooth_l1"``).
         level_weights: (P,) per-level factor of each positive.
         normalizer: scalar, the positive count normaliser (used without another weighting).
-        loss_type: "giou" (on boxes) or "smooth_l1" (on deltas; L1 with beta 0).
+        loss_type: "giou", "diou" or "ciou" (on boxes) or "smooth_l1" (on deltas; L1 with
+            beta 0).
         centerness: (P,) centerness targets to weight by (FCOS*), or None.
         iou_weights: (P,) detached IoUs to weight by (VFNet), clamped at 1e-6 here; or None.
         iou_sum_normalized: normalise IoU-weighted losses by the all-reduced IoU sum (at least
@@ -51,8 +60,8 @@ def weighted_box_loss(
         a scalar: sum of weighted losses / normaliser; exactly 0 (and still connected to the
         predictions) when there are no positives.
     """
-    if loss_type == "giou":
-        loss = giou_loss_per_box(pred_boxes, target_boxes)
+    if loss_type in _BOX_LOSSES:
+        loss = _BOX_LOSSES[loss_type](pred_boxes, target_boxes)
     else:
         loss = smooth_l1_loss_per_box(pred_deltas, target_deltas, beta=smooth_l1_beta)
     weight = level_weights

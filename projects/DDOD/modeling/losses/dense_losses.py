@@ -1,5 +1,7 @@
 """Per-anchor loss terms of dense detectors. Reductions and normalisation are left to the caller,
 which applies per-level factors and divides by the (all-reduced) number of positives."""
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -10,6 +12,8 @@ from ...utils.comm import all_reduce_mean
 __all__ = [
     "focal_loss_per_anchor",
     "giou_loss_per_box",
+    "diou_loss_per_box",
+    "ciou_loss_per_box",
     "smooth_l1_loss_per_box",
     "quality_bce_per_box",
     "centerness_target",
@@ -18,8 +22,9 @@ __all__ = [
 ]
 
 # "giou": 1 - GIoU of the decoded boxes (ATSS, FCOS*, DDOD); "smooth_l1": smooth-L1 on the
-# deltas, L1 when beta = 0 (RetinaNet).
-BOX_REG_LOSS_TYPES = ("giou", "smooth_l1")
+# deltas, L1 when beta = 0 (RetinaNet); "diou" / "ciou": 1 - DIoU / CIoU of the decoded boxes
+# (DDOD-Face uses DIoU).
+BOX_REG_LOSS_TYPES = ("giou", "smooth_l1", "diou", "ciou")
 
 
 def focal_loss_per_anchor(
@@ -62,6 +67,55 @@ def giou_loss_per_box(pred_boxes: Tensor, target_boxes: Tensor, eps: float = 1e-
         - torch.min(pred_boxes[:, :2], target_boxes[:, :2])
     ).prod(dim=1)
     return 1 - iou + (enclosing - union) / (enclosing + eps)
+
+
+def _iou_and_center_penalty(pred_boxes: Tensor, target_boxes: Tensor, eps: float):
+    """IoU (P,) and DIoU's centre-distance penalty rho^2 / c^2 (P,) of corresponding XYXY boxes;
+    c is the diagonal of the smallest enclosing box. Clamped, not masked (see giou_loss_per_box)."""
+    lt = torch.max(pred_boxes[:, :2], target_boxes[:, :2])
+    rb = torch.min(pred_boxes[:, 2:], target_boxes[:, 2:])
+    inter = (rb - lt).clamp(min=0).prod(dim=1)
+    area_pred = (pred_boxes[:, 2:] - pred_boxes[:, :2]).prod(dim=1)
+    area_target = (target_boxes[:, 2:] - target_boxes[:, :2]).prod(dim=1)
+    iou = inter / (area_pred + area_target - inter + eps)
+    enclosing_wh = torch.max(pred_boxes[:, 2:], target_boxes[:, 2:]) - torch.min(
+        pred_boxes[:, :2], target_boxes[:, :2]
+    )
+    diagonal_sq = enclosing_wh.pow(2).sum(dim=1) + eps
+    centre_pred = (pred_boxes[:, :2] + pred_boxes[:, 2:]) / 2
+    centre_target = (target_boxes[:, :2] + target_boxes[:, 2:]) / 2
+    distance_sq = (centre_pred - centre_target).pow(2).sum(dim=1)
+    return iou, distance_sq / diagonal_sq
+
+
+def diou_loss_per_box(pred_boxes: Tensor, target_boxes: Tensor, eps: float = 1e-7) -> Tensor:
+    """1 - DIoU of corresponding XYXY boxes (Zheng et al., AAAI 2020): (P, 4), (P, 4) -> (P,).
+
+    1 - IoU + rho^2 / c^2, with rho the distance between the box centres and c the diagonal of
+    the smallest enclosing box: unlike GIoU, it keeps pulling the centres together when one box
+    contains the other. Same values as ``detectron2.layers.diou_loss`` (the tests compare them).
+    """
+    iou, penalty = _iou_and_center_penalty(pred_boxes, target_boxes, eps)
+    return 1 - iou + penalty
+
+
+def ciou_loss_per_box(pred_boxes: Tensor, target_boxes: Tensor, eps: float = 1e-7) -> Tensor:
+    """1 - CIoU of corresponding XYXY boxes: (P, 4), (P, 4) -> (P,).
+
+    DIoU plus an aspect-ratio term alpha * v, v = 4 / pi^2 (atan(w_t / h_t) - atan(w_p / h_p))^2,
+    alpha = v / (1 - IoU + v), alpha detached (as in the CIoU paper's implementation and
+    detectron2's ``ciou_loss``, so v's gradient is not scaled by alpha's).
+    """
+    iou, penalty = _iou_and_center_penalty(pred_boxes, target_boxes, eps)
+    wh_pred = pred_boxes[:, 2:] - pred_boxes[:, :2]
+    wh_target = target_boxes[:, 2:] - target_boxes[:, :2]
+    v = (4 / math.pi**2) * (
+        torch.atan(wh_target[:, 0] / (wh_target[:, 1] + eps))
+        - torch.atan(wh_pred[:, 0] / (wh_pred[:, 1] + eps))
+    ).pow(2)
+    with torch.no_grad():
+        alpha = v / (1 - iou + v + eps)
+    return 1 - iou + penalty + alpha * v
 
 
 def smooth_l1_loss_per_box(

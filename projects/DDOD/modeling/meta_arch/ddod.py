@@ -168,8 +168,8 @@ class DDOD(DenseDetector):
                 classification, box and quality-branch losses.
             loss_init_bbox_weight: weight of the initial box's loss, when the head returns one
                 (VFNet: 1.5, and 2.0 for the refined box).
-            box_reg_loss_type: "giou" (on decoded boxes) or "smooth_l1" (on the deltas; L1 with
-                ``smooth_l1_beta=0``, RetinaNet's).
+            box_reg_loss_type: "giou", "diou" or "ciou" (on decoded boxes) or "smooth_l1" (on
+                the deltas; L1 with ``smooth_l1_beta=0``, RetinaNet's).
             quality_target: what the head's quality branch learns on the regression positives:
                 "iou" (IoU of the detached predicted box with its GT, DDOD/ATSS(IoU)),
                 "centerness" (FCOS), or None when the head has no quality branch.
