@@ -1,6 +1,7 @@
 """Datasets: the built-in digits detection dataset and checked COCO-format dataset helpers.
 
-Importing this package registers ``digits_det_train`` and ``digits_det_val``.
+Importing this package registers ``digits_det_train`` and ``digits_det_val``, and
+``widerface_train`` / ``widerface_val`` under ``$DETECTRON2_DATASETS/widerface`` (widerface.py).
 """
 
 from .datasets import (
@@ -28,10 +29,40 @@ from .loader import (
     build_resumable_train_loader,
     build_test_loader,
 )
+from .widerface import (
+    WIDERFACE_ATTRIBUTES,
+    WIDERFACE_SUBSETS,
+    default_widerface_root,
+    load_widerface,
+    parse_widerface_bbx_gt,
+    register_all_widerface,
+    register_widerface,
+    widerface_paths,
+)
+from .widerface_synthetic import (
+    synthetic_subsets,
+    write_synthetic_widerface,
+    write_widerface_eval_gt,
+)
+from .face_augmentation import BoxAwareDatasetMapper, RandomSquareCrop
 
 register_all_digits()
+register_all_widerface()
 
 __all__ = [
+    "BoxAwareDatasetMapper",
+    "RandomSquareCrop",
+    "WIDERFACE_ATTRIBUTES",
+    "WIDERFACE_SUBSETS",
+    "default_widerface_root",
+    "load_widerface",
+    "parse_widerface_bbx_gt",
+    "register_all_widerface",
+    "register_widerface",
+    "widerface_paths",
+    "synthetic_subsets",
+    "write_synthetic_widerface",
+    "write_widerface_eval_gt",
     "DIGITS_CLASSES",
     "DatasetImageError",
     "FileNamingMapper",
