@@ -6,6 +6,7 @@ from .checkpoint import (
     CheckpointNotFoundError,
     DetectionCheckpointer,
 )
+from .grad_clip import AdamWWithGradClip, GradClipMixin, SGDWithGradClip
 from .trainer import (
     ConfigOverrideError,
     CPUAutocastTrainer,
@@ -15,6 +16,9 @@ from .trainer import (
 )
 
 __all__ = [
+    "AdamWWithGradClip",
+    "GradClipMixin",
+    "SGDWithGradClip",
     "CheckpointError",
     "CheckpointMismatchError",
     "CheckpointNotFoundError",

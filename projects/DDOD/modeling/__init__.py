@@ -10,6 +10,7 @@
 * ``box_coders.py``           FCOS's l, t, r, b coder (XYWH deltas are detectron2's)
 * ``losses/``                 classification losses (focal_loss.py, varifocal_loss.py), box
                               terms (box_losses.py) and DDOD's FPN level re-weighting
+* ``necks/ssh.py``            SSH's context module as a neck between FPN and head (DDOD-Face)
 * ``anchors.py``              padding-anchor mask; ``backbone.py`` P6/P7 block and ResNet/ResNeXt
                               stages of any width; ``deform_resnet.py`` deformable bottlenecks
                               (torchvision's op, detectron2's checkpoint names);
@@ -33,6 +34,7 @@ from .deform_resnet import DeformBottleneckBlock, DeformConv
 from .heads import DENSE_HEAD_REGISTRY, DDODHead, VFNetHead, build_dense_head
 from .losses import FocalLoss, LevelReweighting, VarifocalLoss
 from .meta_arch import DDOD
+from .necks import SSHContextModule, SSHNeck
 
 __all__ = [
     "DDOD",
@@ -55,4 +57,6 @@ __all__ = [
     "build_ddod_resnet_fpn_backbone",
     "DeformBottleneckBlock",
     "DeformConv",
+    "SSHContextModule",
+    "SSHNeck",
 ]
