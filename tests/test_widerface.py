@@ -112,9 +112,12 @@ def test_missing_and_malformed_files_are_named(tmp_path):
         f.write(BBX_GT)
     with pytest.raises(FileNotFoundError, match="0_Parade_a.jpg"):
         load_widerface(paths["gt_txt"], paths["image_root"])
-    register_widerface("test_widerface_missing_val", str(tmp_path), "val")
+    register_widerface("test_widerface_missing_val", str(tmp_path / "nowhere"), "val")
+    with pytest.raises(FileNotFoundError, match=r"(?s)WIDER_val.*expected there.*ground_truth"):
+        get_detection_dataset_dicts_checked("test_widerface_missing_val")
+    register_widerface("test_widerface_missing_mat", str(tmp_path), "val")
     with pytest.raises(FileNotFoundError, match="wider_easy_val.mat"):
-        WiderFaceEvaluator("test_widerface_missing_val")
+        WiderFaceEvaluator("test_widerface_missing_mat")
 
 
 # ------------------------------------------------------------------------------------------

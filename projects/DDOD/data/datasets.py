@@ -179,6 +179,9 @@ def check_dataset_files(names: Union[str, Sequence[str]]):
         message += "."
         if name in _builtin_layouts():
             message += "\n" + _builtin_hint(name)
+        elif getattr(metadata, "missing_files_hint", None):
+            # a loader with its own layout (e.g. WIDER FACE) explains it
+            message += "\n" + metadata.missing_files_hint
         else:
             message += (
                 f"\nIt is registered with json_file='{json_file}' and image_root='{image_root}'; "

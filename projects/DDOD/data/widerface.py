@@ -193,7 +193,8 @@ def register_widerface(name: str, root: str, split: str, *, min_size: float = 2.
     ``evaluator_type="widerface"`` and, for "val", ``gt_mat_dir`` for the evaluator. Registering
     a name again with the same arguments does nothing.
     """
-    paths = widerface_paths(os.fspath(root), split)
+    root = os.fspath(root)
+    paths = widerface_paths(root, split)
     if name in DatasetCatalog.list():
         metadata = MetadataCatalog.get(name)
         if getattr(metadata, "gt_txt", None) == paths["gt_txt"]:
@@ -206,8 +207,18 @@ def register_widerface(name: str, root: str, split: str, *, min_size: float = 2.
         name,
         lambda: load_widerface(paths["gt_txt"], paths["image_root"], min_size=min_size),
     )
+    hint = (
+        f"WIDER FACE '{split}' is registered under '{root}' ($DETECTRON2_DATASETS/widerface when "
+        "ddod was imported, or register_widerface(name, root, split)); expected there: "
+        f"WIDER_{split}/images/<event>/*.jpg and wider_face_split/wider_face_{split}_bbx_gt.txt"
+        + (", and eval_tools/ground_truth/*.mat for evaluation." if split == "val" else ".")
+    )
     MetadataCatalog.get(name).set(
-        thing_classes=["face"], evaluator_type="widerface", split=split, **paths
+        thing_classes=["face"],
+        evaluator_type="widerface",
+        split=split,
+        missing_files_hint=hint,
+        **paths,
     )
 
 
