@@ -201,7 +201,8 @@ def register_widerface(name: str, root: str, split: str, *, min_size: float = 2.
             return
         raise ValueError(
             f"Dataset '{name}' is already registered (gt_txt="
-            f"{getattr(metadata, 'gt_txt', None)!r}); cannot re-register it for {paths['gt_txt']!r}."
+            f"{getattr(metadata, 'gt_txt', None)!r}); cannot re-register it for "
+            f"{paths['gt_txt']!r}."
         )
     DatasetCatalog.register(
         name,

@@ -118,7 +118,8 @@ def _draw_image(rng: np.random.Generator, height: int, width: int):
         draw.ellipse([x, y, x + w - 1, y + h - 1], fill=skin)
         eye = max(1, w // 8)
         for ex in (x + w // 3, x + 2 * w // 3):
-            draw.ellipse([ex - eye, y + h // 3 - eye, ex + eye, y + h // 3 + eye], fill=(20, 20, 20))
+            eye_box = [ex - eye, y + h // 3 - eye, ex + eye, y + h // 3 + eye]
+            draw.ellipse(eye_box, fill=(20, 20, 20))
         blur, occlusion = (int(rng.choice([0, 0, 0, 1, 2])) for _ in range(2))
         invalid = int(rng.random() < 0.1)
         rows.append([x, y, w, h, blur, 0, 0, invalid, occlusion, 0])
