@@ -15,6 +15,9 @@
   ``GroupNorm(32, C)`` for every real layer and ``GroupNorm(1, 1)`` for that probe.
 * ``RetinaNet``: ``detectron2.modeling.meta_arch.retinanet.RetinaNet`` from Detectron2's model-zoo
   config (9 anchors per location, no norm in the head, as Detectron2 ships it).
+* ``<file>.py`` (not in the default table; e.g. ``--models fcos.py retinanet.py``): any other
+  ``configs/common/models/<file>.py`` that defines ``model`` (this project's FCOS* and RetinaNet,
+  and every method added later), resized like DDOD where its config has the same keys.
 
 All four share one ResNet (the DDOD config's bottom-up network: FrozenBN, stem and res2 frozen)
 and an FPN of the same width on P3-P7, with random weights (see :func:`calm_random_resnet`). Each keeps its own P6/P7 block as its config defines it:
@@ -48,6 +51,22 @@ MODEL_NAMES = ("DDOD", "ATSS", "VFNet", "FCOS", "RetinaNet")
 # varifocal loss's cost on DDOD.
 EXTRA_MODEL_NAMES = ("DDOD-noDCN", "DDOD+VFL")
 BASELINE = "ATSS"
+MODELS_DIR = os.path.join(ROOT, "configs", "common", "models")
+# model files the names above already stand for; other model files join as "<file>.py"
+COVERED_MODEL_FILES = {"ddod.py": "DDOD", "atss.py": "ATSS", "vfnet.py": "VFNet"}
+
+
+def project_model_files() -> Dict[str, str]:
+    """{"<file>.py": path} of every ``configs/common/models/*.py`` that defines ``model``, except
+    those in ``COVERED_MODEL_FILES`` (helper files such as backbones.py define no ``model``)."""
+    found = {}
+    for name in sorted(os.listdir(MODELS_DIR)):
+        if not name.endswith(".py") or name.startswith("_") or name in COVERED_MODEL_FILES:
+            continue
+        path = os.path.join(MODELS_DIR, name)
+        if "model" in LazyConfig.load(path):
+            found[name] = path
+    return found
 
 
 @dataclass(frozen=True)
@@ -92,11 +111,17 @@ def _apply_backbone(model_cfg, spec: BackboneSpec):
     bottom_up.stages.depth = spec.depth
     bottom_up.stages.base_channels = spec.base_channels
     model_cfg.backbone.out_channels = spec.fpn_channels
-    model_cfg.backbone.top_block.in_channels = spec.fpn_channels
-    model_cfg.backbone.top_block.out_channels = spec.fpn_channels
+    top_block = model_cfg.backbone.top_block
+    # P6 from C5 (RetinaNet's in_feature="res5") or from P5
+    from_c5 = top_block.get("in_feature", "p5") == "res5"
+    top_block.in_channels = spec.res5_channels if from_c5 else spec.fpn_channels
+    top_block.out_channels = spec.fpn_channels
     model_cfg.head.input_shape = [ShapeSpec(channels=spec.fpn_channels)] * 5
-    model_cfg.head.conv_dims = spec.fpn_channels
-    model_cfg.head.num_convs = spec.head_convs
+    # a head of another method (a "<file>.py" model) may lack these keys
+    if "conv_dims" in model_cfg.head:
+        model_cfg.head.conv_dims = spec.fpn_channels
+    if "num_convs" in model_cfg.head:
+        model_cfg.head.num_convs = spec.head_convs
 
 
 def ddod_config(spec: BackboneSpec):
@@ -201,6 +226,11 @@ def build_models(
             "detectron2 model zoo common/models/retinanet.py (v0.6 RetinaNet), 9 anchors/location",
         ),
     }
+    for name, path in project_model_files().items():
+        if name in names:
+            cfg = LazyConfig.load(path).model
+            _apply_backbone(cfg, spec)
+            configs[name] = (cfg, f"configs/common/models/{name}")
     models, sources = {}, {}
     for name in names:
         torch.manual_seed(seed)
@@ -214,8 +244,11 @@ def build_models(
 
 def set_classification_prior(model: nn.Module, prob: float):
     """Set every classification output to the probability ``prob`` (through the bias)."""
+    score = getattr(model.head, "cls_score", None)
+    if getattr(score, "bias", None) is None:
+        return  # a head without a cls_score bias keeps its initial prior
     with torch.no_grad():
-        model.head.cls_score.bias.fill_(math.log(prob / (1 - prob)))
+        score.bias.fill_(math.log(prob / (1 - prob)))
 
 
 # ----------------------------------------------------------------------------------------------

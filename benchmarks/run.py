@@ -87,6 +87,7 @@ from .models import (  # noqa: E402
     batch_tensors,
     build_models,
     make_batch,
+    project_model_files,
     set_classification_prior,
 )
 from .report import Row, Target, fmt_bytes, fmt_time, render_table, render_targets  # noqa: E402
@@ -165,8 +166,9 @@ def get_args(argv=None):
         "--throughput-runs", type=int, help="timed runs of the large-batch inference rows"
     )
     p.add_argument(
-        "--models", nargs="+", choices=MODEL_NAMES + EXTRA_MODEL_NAMES, default=list(MODEL_NAMES),
-        help="the baseline (ATSS) is always added",
+        "--models", nargs="+", default=list(MODEL_NAMES),
+        choices=MODEL_NAMES + EXTRA_MODEL_NAMES + tuple(project_model_files()),
+        help="the baseline (ATSS) is always added; <file>.py: configs/common/models/<file>.py",
     )  # fmt: skip
     p.add_argument(
         "--assigner-sizes", "--sizes", nargs="+", type=str, help="image sizes of the assigner rows"
