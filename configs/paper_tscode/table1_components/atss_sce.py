@@ -1,5 +1,6 @@
 # TSCODE paper Table 1: ATSS + SCE (the components of TSCODE on three hosts).
-# Host: ATSS (configs/common/models/atss.py: ATSS with DDOD's IoU branch; the paper's has centerness), R-50 1x, COCO.
+# Host: ATSS (configs/common/models/atss.py: ATSS with DDOD's IoU branch; the paper's has
+# centerness), R-50 1x, COCO.
 from ...common.coco_1x import dataloader, lr_multiplier, optimizer, train
 from ...common.models.atss import model
 from ...common.models.tscode import use_tscode

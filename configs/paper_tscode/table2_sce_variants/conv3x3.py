@@ -1,5 +1,6 @@
 # TSCODE paper Table 2: SCE from conv 3x3 + P_{l+1} (SCE only, on FCOS*).
-# Host: FCOS* (configs/common/models/fcos.py; the paper's FCOS is mmdetection's, 38.7 AP), R-50 1x, COCO.
+# Host: FCOS* (configs/common/models/fcos.py; the paper's FCOS is mmdetection's, 38.7 AP),
+# R-50 1x, COCO.
 from ...common.coco_1x import dataloader, lr_multiplier, optimizer, train
 from ...common.models.fcos import model
 from ...common.models.tscode import use_tscode

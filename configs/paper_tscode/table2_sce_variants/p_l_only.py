@@ -1,5 +1,7 @@
-# TSCODE paper Table 2: SCE from conv 3x3, without P_{l+1} (SCE only, on FCOS*). The downsampled P_l alone feeds a standard 4 x 256 tower (the paper's GFLOPs imply it, spec §2.6).
-# Host: FCOS* (configs/common/models/fcos.py; the paper's FCOS is mmdetection's, 38.7 AP), R-50 1x, COCO.
+# TSCODE paper Table 2: SCE from conv 3x3, without P_{l+1} (SCE only, on FCOS*). The downsampled
+# P_l alone feeds a standard 4 x 256 tower (the paper's GFLOPs imply it, spec §2.6).
+# Host: FCOS* (configs/common/models/fcos.py; the paper's FCOS is mmdetection's, 38.7 AP),
+# R-50 1x, COCO.
 from ...common.coco_1x import dataloader, lr_multiplier, optimizer, train
 from ...common.models.fcos import model
 from ...common.models.tscode import use_tscode

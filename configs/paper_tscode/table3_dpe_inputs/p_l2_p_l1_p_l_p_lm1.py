@@ -1,5 +1,6 @@
 # TSCODE paper Table 3: DPE from P_{l+2}, P_{l+1}, P_l, P_{l-1} (SCE on, FCOS*).
-# Host: FCOS* (configs/common/models/fcos.py; the paper's FCOS is mmdetection's, 38.7 AP), R-50 1x, COCO.
+# Host: FCOS* (configs/common/models/fcos.py; the paper's FCOS is mmdetection's, 38.7 AP),
+# R-50 1x, COCO.
 from ...common.coco_1x import dataloader, lr_multiplier, optimizer, train
 from ...common.models.fcos import model
 from ...common.models.tscode import use_tscode

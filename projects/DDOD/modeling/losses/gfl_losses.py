@@ -15,7 +15,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["quality_focal_loss", "QualityFocalLoss", "distribution_focal_loss", "DistributionFocalLoss"]
+__all__ = [
+    "quality_focal_loss",
+    "QualityFocalLoss",
+    "distribution_focal_loss",
+    "DistributionFocalLoss",
+]
 
 
 def quality_focal_loss(logits: Tensor, targets: Tensor, *, beta: float = 2.0) -> Tensor:

@@ -76,8 +76,6 @@ from ..box_coders import Box2BoxTransformLTRB
 from ..heads import build_dense_head
 from ..losses import (
     BOX_REG_LOSS_TYPES,
-    DistributionFocalLoss,
-    QualityFocalLoss,
     FocalLoss,
     LevelReweighting,
     VarifocalLoss,

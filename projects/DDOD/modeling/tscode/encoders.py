@@ -83,8 +83,9 @@ class TopLevel(nn.Module):
         if mode not in TOP_MODES:
             raise ValueError(f"TSCODE top must be one of {TOP_MODES}, got {mode!r}.")
         self.mode = mode
-        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1) if mode == "conv" else None
-        if self.conv is not None:
+        self.conv = None
+        if mode == "conv":
+            self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
             _head_conv_init(self.conv)
 
     def forward(self, top: Tensor) -> Optional[Tensor]:
@@ -105,7 +106,9 @@ class SemanticContextEncoder(nn.Module):
     def __init__(self, channels: int, *, downsample: str = "conv3", use_next: bool = True):
         super().__init__()
         if downsample not in SCE_DOWNSAMPLES:
-            raise ValueError(f"sce_downsample must be one of {SCE_DOWNSAMPLES}, got {downsample!r}.")
+            raise ValueError(
+                f"sce_downsample must be one of {SCE_DOWNSAMPLES}, got {downsample!r}."
+            )
         self.downsample = downsample
         self.use_next = use_next
         self.out_channels = channels * (2 if use_next else 1)
