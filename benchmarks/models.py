@@ -5,6 +5,10 @@
   3 convs per tower (at most the preset's depth), star DCN, refinement, VFL, two GIoU terms.
 * ``DDOD+VFL`` (not in the default table; ``--models ... DDOD+VFL``): DDOD with the varifocal
   loss in place of focal loss.
+* ``GFL`` (not in the default table): ``configs/common/models/gfl.py`` (GFLHead, QFL, DFL).
+* ``ATSS+TSCODE``, ``DDOD+TSCODE``, ``GFL+TSCODE`` (not in the default table): the host with
+  TSCODE's SCE and DPE (``configs/common/models/tscode.py``: res2 from the FPN, the 2 x (2 x
+  width) SCE tower).
 * ``ATSS``: the same-framework ATSS baseline. ``configs/common/models/atss.py`` when that file
   exists; otherwise the DDOD config with its three disentanglements switched off
   (``reg_assigner=None``, ``cls_assigner=ATSSAssigner()``, no deformable convs,
@@ -44,12 +48,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DDOD_CONFIG = os.path.join(ROOT, "configs", "common", "models", "ddod.py")
 VFNET_CONFIG = os.path.join(ROOT, "configs", "common", "models", "vfnet.py")
 ATSS_CONFIG = os.path.join(ROOT, "configs", "common", "models", "atss.py")
+GFL_CONFIG = os.path.join(ROOT, "configs", "common", "models", "gfl.py")
 
 MODEL_NAMES = ("DDOD", "ATSS", "VFNet", "FCOS", "RetinaNet")
 # Not in the default table; ``--models ... DDOD-noDCN`` adds it to split DDOD's overhead into
 # its deformable convs and the rest (assignment, level re-weighting); ``DDOD+VFL`` measures the
 # varifocal loss's cost on DDOD.
-EXTRA_MODEL_NAMES = ("DDOD-noDCN", "DDOD+VFL")
+EXTRA_MODEL_NAMES = (
+    "DDOD-noDCN", "DDOD+VFL", "GFL", "ATSS+TSCODE", "DDOD+TSCODE", "GFL+TSCODE",
+)
 BASELINE = "ATSS"
 MODELS_DIR = os.path.join(ROOT, "configs", "common", "models")
 # model files the names above already stand for; other model files join as "<file>.py"
@@ -137,6 +144,23 @@ def vfnet_config(spec: BackboneSpec):
     return cfg
 
 
+def gfl_config(spec: BackboneSpec):
+    cfg = LazyConfig.load(GFL_CONFIG).model
+    _apply_backbone(cfg, spec)
+    return cfg
+
+
+def with_tscode(cfg):
+    """A copy of a DDOD-family model config with TSCODE's SCE and DPE."""
+    import importlib.util
+
+    path = os.path.join(ROOT, "configs", "common", "models", "tscode.py")
+    spec = importlib.util.spec_from_file_location("ddod_config_tscode", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.use_tscode(copy.deepcopy(cfg))
+
+
 def atss_config(spec: BackboneSpec) -> Tuple[object, str]:
     """The ATSS baseline config and a line saying where it came from."""
     if os.path.exists(ATSS_CONFIG):
@@ -208,8 +232,14 @@ def build_models(
     no_dcn_cfg.head.reg_deform_index = None
     vfl_cfg = copy.deepcopy(ddod_cfg)
     vfl_cfg.cls_loss = LazyCall(VarifocalLoss)(alpha=0.75, gamma=2.0, iou_weighted=True)
+    gfl_cfg = gfl_config(spec)
+    tscode = "with TSCODE (configs/common/models/tscode.py: SCE and DPE)"
     configs = {
         "DDOD": (ddod_cfg, "configs/common/models/ddod.py"),
+        "GFL": (gfl_cfg, "configs/common/models/gfl.py"),
+        "ATSS+TSCODE": (with_tscode(atss_cfg), f"{atss_source} {tscode}"),
+        "DDOD+TSCODE": (with_tscode(ddod_cfg), f"configs/common/models/ddod.py {tscode}"),
+        "GFL+TSCODE": (with_tscode(gfl_cfg), f"configs/common/models/gfl.py {tscode}"),
         "DDOD-noDCN": (no_dcn_cfg, "configs/common/models/ddod.py without deformable convs"),
         "DDOD+VFL": (vfl_cfg, "configs/common/models/ddod.py with cls_loss=VarifocalLoss()"),
         "ATSS": (atss_cfg, atss_source),

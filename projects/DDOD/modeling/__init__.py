@@ -4,6 +4,9 @@
                               bases, VFNet): training and inference flow
 * ``heads/ddod_head.py``      the two-tower head with deformable first convs and the IoU branch
 * ``heads/vfnet_head.py``     VarifocalNet's head: star-shaped deformable sampling, box refinement
+* ``heads/gfl_head.py``       GFL's head: joint class-IoU score, box side distributions
+* ``tscode/``                 TSCODE's SCE/DPE input encoders (a plug-in of every head) and the
+                              FPN that also hands the head res2
 * ``layers/star_offsets.py``  VarifocalNet's star offsets (the nine box points) and 0.1 gradient
 * ``assigners/``              ATSS and DDOD's cost-based ATSS (atss.py), RetinaNet's IoU
                               thresholds (max_iou.py), FCOS*'s point rules (fcos.py)
@@ -31,15 +34,27 @@ from .backbone import (
 )
 from .box_coders import Box2BoxTransformLTRB
 from .deform_resnet import DeformBottleneckBlock, DeformConv
-from .heads import DENSE_HEAD_REGISTRY, DDODHead, VFNetHead, build_dense_head
-from .losses import FocalLoss, LevelReweighting, VarifocalLoss
+from .heads import DENSE_HEAD_REGISTRY, DDODHead, GFLHead, VFNetHead, build_dense_head
+from .losses import (
+    DistributionFocalLoss,
+    FocalLoss,
+    LevelReweighting,
+    QualityFocalLoss,
+    VarifocalLoss,
+)
 from .meta_arch import DDOD
 from .necks import SSHContextModule, SSHNeck
+from .tscode import FPNWithBottomUp, TaskContextDecoupler
 
 __all__ = [
     "DDOD",
     "DDODHead",
     "VFNetHead",
+    "GFLHead",
+    "QualityFocalLoss",
+    "DistributionFocalLoss",
+    "TaskContextDecoupler",
+    "FPNWithBottomUp",
     "FocalLoss",
     "VarifocalLoss",
     "DENSE_HEAD_REGISTRY",

@@ -27,18 +27,24 @@ class Box2BoxTransformLTRB:
     as FCOS), so every decoded box contains its point.
     """
 
-    def __init__(self, *, normalize_by_size: bool = True):
+    def __init__(self, *, normalize_by_size: bool = True, size_divisor: float = 1.0):
         """
         Args:
             normalize_by_size: divide distances by the source box's width (l, r) and height (t, b);
                 with FCOS points of side = stride this is FCOS's ``norm_on_bbox``.
+            size_divisor: with ``normalize_by_size``, the unit is the source's size divided by
+                this: GFL's distances are in strides on 8 x stride anchors, so 8.
         """
+        if size_divisor <= 0:
+            raise ValueError(f"size_divisor must be > 0, got {size_divisor}.")
         self.normalize_by_size = normalize_by_size
+        self.size_divisor = float(size_divisor)
 
     def _sizes(self, src_boxes: Tensor) -> Tensor:
         w = src_boxes[:, 2] - src_boxes[:, 0]
         h = src_boxes[:, 3] - src_boxes[:, 1]
-        return torch.stack([w, h, w, h], dim=1)
+        sizes = torch.stack([w, h, w, h], dim=1)
+        return sizes if self.size_divisor == 1.0 else sizes / self.size_divisor
 
     def get_deltas(self, src_boxes: Tensor, target_boxes: Tensor) -> Tensor:
         """(R, 4) XYXY sources, (R, 4) XYXY targets -> (R, 4) deltas (l, t, r, b)."""

@@ -7,6 +7,7 @@ from detectron2.config import configurable
 from detectron2.layers import ShapeSpec
 
 from ..layers import Scale, build_conv_tower
+from ..tscode import TaskContextDecoupler
 from .build import DENSE_HEAD_REGISTRY
 
 __all__ = ["DDODHead"]
@@ -28,7 +29,11 @@ class DDODHead(nn.Module):
     * FCOS*: the ``quality`` output is trained as centerness (the meta-architecture decides the
       target); points are one "anchor" per location;
     * RetinaNet: ``num_anchors=9, norm="", quality_branch=False, per_level_scale=False``;
-    * DDOD on any of them: a deformable conv at ``cls_deform_index``/``reg_deform_index``.
+    * DDOD on any of them: a deformable conv at ``cls_deform_index``/``reg_deform_index``;
+    * TSCODE on any of them: ``tscode=TaskContextDecoupler(sce=..., dpe=...)`` (tscode/): the
+      classification tower (and its deformable conv) runs on SCE's coarse input with a 4x wider
+      predictor rearranged to each level's grid; the regression tower and quality branch run
+      on DPE's input. Without it the head and its checkpoint keys are unchanged.
     """
 
     @configurable
@@ -47,6 +52,7 @@ class DDODHead(nn.Module):
         quality_branch: bool = True,
         per_level_scale: bool = True,
         bbox_bias_init: float = 0.0,
+        tscode: Optional[TaskContextDecoupler] = None,
     ):
         """
         Args:
@@ -66,6 +72,7 @@ class DDODHead(nn.Module):
                 anchors for XYWH deltas; with FCOS's l, t, r, b deltas in strides, a positive
                 value (DDOD-FCOS uses 1.5) starts from boxes around the points, so a cost-based
                 assigner sees non-zero IoUs from the first iteration.
+            tscode: TSCODE's input encoders (None: the levels feed both towers as they are).
         """
         super().__init__()
         in_channels = {s.channels for s in input_shape}
@@ -76,13 +83,19 @@ class DDODHead(nn.Module):
         self.num_anchors = num_anchors
         self.num_levels = len(input_shape)
 
+        self.tscode = tscode
+        cls_in, cls_dims, cls_convs, upscale = in_channels, conv_dims, num_convs, 1
+        if tscode is not None and tscode.sce_on:
+            # SCE: the "shallow but wide" tower on the coarse input, 4 outputs per location
+            cls_in, cls_dims = tscode.cls_in_channels, tscode.sce_conv_dims
+            cls_convs, upscale = tscode.sce_num_convs, tscode.cls_upscale
         self.cls_tower = build_conv_tower(
-            in_channels, conv_dims, num_convs, norm=norm, deform_index=cls_deform_index
+            cls_in, cls_dims, cls_convs, norm=norm, deform_index=cls_deform_index
         )
         self.reg_tower = build_conv_tower(
             in_channels, conv_dims, num_convs, norm=norm, deform_index=reg_deform_index
         )
-        self.cls_score = nn.Conv2d(conv_dims, num_anchors * num_classes, 3, padding=1)
+        self.cls_score = nn.Conv2d(cls_dims, upscale * num_anchors * num_classes, 3, padding=1)
         self.bbox_pred = nn.Conv2d(conv_dims, num_anchors * 4, 3, padding=1)
         self.quality = nn.Conv2d(conv_dims, num_anchors, 3, padding=1) if quality_branch else None
         # RetinaNet has no per-level scale: identity modules keep the forward uniform.
@@ -126,10 +139,13 @@ class DDODHead(nn.Module):
             "bbox_bias_init": h.HEAD_BBOX_BIAS_INIT,
         }
 
-    def forward(self, features: List[Tensor]) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
+    def forward(
+        self, features: List[Tensor], below: Optional[Tensor] = None
+    ) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
         """
         Args:
             features: FPN features, level l of shape (N, C, Hl, Wl), in increasing stride.
+            below: the map under the first level (C2), read by TSCODE's DPE only.
 
         Returns:
             cls_logits: per level (N, A*K, Hl, Wl).
@@ -139,11 +155,17 @@ class DDODHead(nn.Module):
         """
         if len(features) != self.num_levels:
             raise ValueError(f"Expected {self.num_levels} feature levels, got {len(features)}.")
+        cls_inputs = reg_inputs = features
+        if self.tscode is not None:
+            cls_inputs, reg_inputs = self.tscode(features, below)
         cls_logits, bbox_deltas, quality_logits = [], [], []
         for level, x in enumerate(features):
-            cls_feat = self.cls_tower(x)
-            reg_feat = self.reg_tower(x)
-            cls_logits.append(self.cls_score(cls_feat))
+            cls_feat = self.cls_tower(cls_inputs[level])
+            reg_feat = self.reg_tower(reg_inputs[level])
+            logits = self.cls_score(cls_feat)
+            if self.tscode is not None:
+                logits = self.tscode.cls_to_grid(logits, x)
+            cls_logits.append(logits)
             # Deltas feed box decoding and the IoU cost; keep them in fp32 under autocast.
             bbox_deltas.append(self.scales[level](self.bbox_pred(reg_feat)).float())
             if self.quality is not None:

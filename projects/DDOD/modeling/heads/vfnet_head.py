@@ -32,6 +32,7 @@ from detectron2.layers import ShapeSpec
 
 from ..layers import Scale, apply_deform_conv, build_conv_tower, star_dcn_offsets
 from ..layers.tower import ConvNormAct
+from ..tscode import TaskContextDecoupler
 from .build import DENSE_HEAD_REGISTRY
 
 __all__ = ["VFNetHead"]
@@ -65,6 +66,7 @@ class VFNetHead(nn.Module):
         refine: bool = True,
         gradient_mul: float = 0.1,
         prior_prob: float = 0.01,
+        tscode: Optional[TaskContextDecoupler] = None,
     ):
         """
         Args:
@@ -81,6 +83,9 @@ class VFNetHead(nn.Module):
             refine: predict refinement factors; False scores the initial box.
             gradient_mul: gradient factor from the star offsets into the initial box.
             prior_prob: initial foreground probability of every class output.
+            tscode: TSCODE's input encoders, DPE only: the regression tower (initial box, star
+                offsets, refinement) runs on DPE's input. SCE is refused: the classification
+                star DCN samples at fine-grid offsets that SCE's coarse grid does not have.
         """
         super().__init__()
         in_channels = {s.channels for s in input_shape}
@@ -96,6 +101,12 @@ class VFNetHead(nn.Module):
             raise ValueError(f"{len(reg_denoms)} reg_denoms for {self.num_levels} levels.")
         if refine and not star_dcn:
             raise ValueError("refine=True needs star_dcn=True: the refinement reads the star.")
+        if tscode is not None and tscode.sce_on:
+            raise ValueError(
+                "VFNetHead supports TSCODE's DPE only (tscode.sce=False): its classification "
+                "star DCN samples at offsets on the fine grid, which SCE's coarse input lacks."
+            )
+        self.tscode = tscode
         self.num_classes = num_classes
         self.strides = [float(s) for s in strides]
         self.reg_denoms = [float(d) for d in reg_denoms]
@@ -160,11 +171,12 @@ class VFNetHead(nn.Module):
         return apply_deform_conv(conv, x, offset.to(x.dtype))
 
     def forward(
-        self, features: List[Tensor]
+        self, features: List[Tensor], below: Optional[Tensor] = None
     ) -> Tuple[List[Tensor], List[Tensor], List[Tensor], List[Tensor]]:
         """
         Args:
             features: FPN features, level l of shape (N, C, Hl, Wl), in increasing stride.
+            below: the map under the first level (C2), read by TSCODE's DPE only.
 
         Returns:
             cls_logits: per level (N, K, Hl, Wl) IACS logits.
@@ -176,10 +188,13 @@ class VFNetHead(nn.Module):
         """
         if len(features) != self.num_levels:
             raise ValueError(f"Expected {self.num_levels} feature levels, got {len(features)}.")
+        reg_inputs = features
+        if self.tscode is not None:
+            reg_inputs = self.tscode(features, below)[1]
         cls_logits, boxes, init_boxes = [], [], []
         for level, x in enumerate(features):
             cls_feat = self.cls_tower(x)
-            reg_feat = self.reg_tower(x)
+            reg_feat = self.reg_tower(reg_inputs[level])
             # exp in fp32: the distances reach 1000s of pixels and feed IoUs and offsets
             init_box = (
                 self.scales[level](self.init_bbox_pred(self.init_reg_conv(reg_feat))).float().exp()

@@ -3,6 +3,8 @@
 * ``focal_loss.py``        ``FocalLoss``: the classification loss of every base (default)
 * ``varifocal_loss.py``    ``VarifocalLoss``: VarifocalNet's IoU-aware classification loss,
                            usable on every base in place of focal loss
+* ``gfl_losses.py``        GFL's quality focal loss (a classification loss) and distribution
+                           focal loss (the box-distribution term)
 * ``box_losses.py``        the box term with its weighting (none, centerness, IoU)
 * ``dense_losses.py``      per-anchor primitives (focal, GIoU, DIoU, CIoU, L1, BCE, centerness, normaliser)
 * ``level_reweighting.py`` DDOD's FPN level re-weighting
@@ -21,6 +23,12 @@ from .dense_losses import (
 from .box_losses import weighted_box_loss
 from .focal_loss import FocalLoss
 from .varifocal_loss import VarifocalLoss, varifocal_loss
+from .gfl_losses import (
+    DistributionFocalLoss,
+    QualityFocalLoss,
+    distribution_focal_loss,
+    quality_focal_loss,
+)
 from .level_reweighting import (
     REWEIGHT_STRATEGIES,
     LevelReweighting,
@@ -34,6 +42,10 @@ __all__ = [
     "FocalLoss",
     "VarifocalLoss",
     "varifocal_loss",
+    "QualityFocalLoss",
+    "quality_focal_loss",
+    "DistributionFocalLoss",
+    "distribution_focal_loss",
     "weighted_box_loss",
     "focal_loss_per_anchor",
     "giou_loss_per_box",

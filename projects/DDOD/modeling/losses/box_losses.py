@@ -5,6 +5,7 @@ Three weightings, all multiplied by the per-level factors of the caller:
 
 * none (ATSS, DDOD, RetinaNet): weight 1, normalised by the positive count;
 * centerness (FCOS*): weight = centerness target, normalised by the all-reduced sum of those;
+* score (GFL): the detached best class probability, passed and normalised like IoU weights;
 * IoU (VarifocalNet): weight = an IoU of the (detached) predicted box with its GT, at least
   1e-6. The official code weights each of its two boxes (initial, refined) by its own IoU and
   normalises by the all-reduced sum of those weights, at least 1 (``iou_sum_normalized``); the
@@ -42,6 +43,7 @@ def weighted_box_loss(
     centerness: Optional[Tensor] = None,
     iou_weights: Optional[Tensor] = None,
     iou_sum_normalized: bool = True,
+    per_box_loss: Optional[Tensor] = None,
 ) -> Tensor:
     """
     Args:
@@ -55,12 +57,17 @@ def weighted_box_loss(
         iou_weights: (P,) detached IoUs to weight by (VFNet), clamped at 1e-6 here; or None.
         iou_sum_normalized: normalise IoU-weighted losses by the all-reduced IoU sum (at least
             1) instead of ``normalizer``.
+        per_box_loss: (P,) an already computed per-box loss to weight and normalise instead
+            of ``loss_type``'s (GFL's distribution focal loss, weighted like the GIoU term);
+            the box and delta arguments are then unused.
 
     Returns:
         a scalar: sum of weighted losses / normaliser; exactly 0 (and still connected to the
         predictions) when there are no positives.
     """
-    if loss_type in _BOX_LOSSES:
+    if per_box_loss is not None:
+        loss = per_box_loss
+    elif loss_type in _BOX_LOSSES:
         loss = _BOX_LOSSES[loss_type](pred_boxes, target_boxes)
     else:
         loss = smooth_l1_loss_per_box(pred_deltas, target_deltas, beta=smooth_l1_beta)

@@ -36,7 +36,15 @@ initial one), ``cls_loss=VarifocalLoss()`` (IoU-aware classification targets),
 * the box terms: ``losses.weighted_box_loss`` on the scored box and, when the head also returns
   an initial box (VFNet), on that one too (``loss_bbox_init``);
 * the head's output contract (heads/build.py): ``(cls_logits, bbox_deltas, quality_logits)``
-  and optionally a fourth list, the initial box deltas.
+  and optionally a fourth list, the initial box deltas, and a fifth, box distribution logits
+  (GFL), trained by ``box_distribution_loss`` (distribution focal loss);
+* extra backbone outputs the head reads but that carry no anchors: ``head_extra_features``
+  (TSCODE's res2, handed to the head as ``below``).
+
+GFL (configs/common/models/gfl.py) is ``GFLHead`` (joint class-IoU score, integral box over
+side distributions), ``cls_loss=QualityFocalLoss()``, ``box_distribution_loss=
+DistributionFocalLoss()`` and ``score_weighted_box_loss=True``; TSCODE is a part of the head
+(``head.tscode``, tscode/) on any of them.
 """
 import logging
 from typing import Dict, List, Optional, Tuple
@@ -50,6 +58,7 @@ from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
 from detectron2.modeling.anchor_generator import DefaultAnchorGenerator, build_anchor_generator
 from detectron2.modeling.box_regression import Box2BoxTransform
 from detectron2.modeling.meta_arch.dense_detector import DenseDetector
+from detectron2.modeling.postprocessing import detector_postprocess
 from detectron2.structures import Boxes, ImageList, Instances
 from detectron2.utils import events
 
@@ -116,6 +125,7 @@ class DDOD(DenseDetector):
         backbone: Backbone,
         head: nn.Module,
         head_in_features: List[str],
+        head_extra_features: Optional[Dict[str, str]] = None,
         anchor_generator: DefaultAnchorGenerator,
         box2box_transform,
         num_classes: int,
@@ -135,6 +145,9 @@ class DDOD(DenseDetector):
         centerness_weighted_box_loss: bool = False,
         iou_weighted_box_loss: bool = False,
         iou_weighting: str = "own_iou",
+        score_weighted_box_loss: bool = False,
+        box_distribution_loss: Optional[nn.Module] = None,
+        loss_box_distribution_weight: float = 0.25,
         test_score_mode: str = "cls_x_quality",
         test_score_thresh: float = 0.05,
         test_topk_candidates: int = 1000,
@@ -151,6 +164,8 @@ class DDOD(DenseDetector):
                 (see :class:`DDODHead`), and optionally a fourth list, the initial box deltas
                 of a head that refines its boxes (:class:`VFNetHead`).
             head_in_features: backbone outputs the head runs on, in increasing stride.
+            head_extra_features: {head keyword: backbone output} of maps the head reads besides
+                its levels, with no anchors on them (TSCODE: ``{"below": "res2"}``).
             anchor_generator: anchors per level, in the head's output order.
             box2box_transform: coder between anchors and box deltas: ``Box2BoxTransform``
                 (XYWH deltas) or :class:`Box2BoxTransformLTRB` (FCOS's l, t, r, b).
@@ -181,6 +196,12 @@ class DDOD(DenseDetector):
             iou_weighting: with ``iou_weighted_box_loss``, "own_iou" (above, the official code)
                 or "scored_iou" (paper Eq. 3: every box stage weighted by the scored box's IoU,
                 normalised by the positive count).
+            score_weighted_box_loss: weight each positive's box (and distribution) loss by its
+                detached highest class probability and normalise by their all-reduced sum (GFL).
+            box_distribution_loss: loss on the head's fifth output, the per-side distribution
+                logits, against the target distances (GFL's ``DistributionFocalLoss``); None
+                for heads without one.
+            loss_box_distribution_weight: its weight (GFL: 0.25), as "loss_dfl".
 
             # Inference parameters
             test_score_mode: "cls" or "cls_x_quality" (times the quality branch's sigmoid).
@@ -218,10 +239,22 @@ class DDOD(DenseDetector):
         self.cls_loss = cls_loss
         if iou_weighting not in IOU_WEIGHTINGS:
             raise ValueError(f"iou_weighting must be one of {IOU_WEIGHTINGS}.")
-        if centerness_weighted_box_loss and iou_weighted_box_loss:
+        if centerness_weighted_box_loss + iou_weighted_box_loss + score_weighted_box_loss > 1:
             raise ValueError(
-                "Choose one of centerness_weighted_box_loss and iou_weighted_box_loss."
+                "Choose one of centerness_weighted_box_loss, iou_weighted_box_loss and "
+                "score_weighted_box_loss."
             )
+        self.head_extra_features = dict(head_extra_features or {})
+        outputs = backbone.output_shape()
+        for key, name in self.head_extra_features.items():
+            if name not in outputs:
+                raise ValueError(
+                    f"head_extra_features[{key!r}] = {name!r} is not a backbone output "
+                    f"({sorted(outputs)}); TSCODE's res2 needs FPNWithBottomUp."
+                )
+        self.score_weighted_box_loss = score_weighted_box_loss
+        self.box_distribution_loss = box_distribution_loss
+        self.loss_box_distribution_weight = loss_box_distribution_weight
         has_quality = getattr(head, "quality", None) is not None
         if quality_target is not None and quality_target not in QUALITY_TARGETS:
             raise ValueError(f"quality_target must be one of {QUALITY_TARGETS} or None.")
@@ -343,6 +376,40 @@ class DDOD(DenseDetector):
     # ------------------------------------------------------------------------------------------
     # shared helpers
     # ------------------------------------------------------------------------------------------
+    def forward(self, batched_inputs):
+        """DenseDetector's forward; with ``head_extra_features`` the head also gets those
+        backbone outputs as keywords (anchors, assignment and inference see the levels only)."""
+        if not self.head_extra_features:
+            return super().forward(batched_inputs)
+        images = self.preprocess_image(batched_inputs)
+        all_features = self.backbone(images.tensor)
+        features = [all_features[f] for f in self.head_in_features]
+        extra = {k: all_features[name] for k, name in self.head_extra_features.items()}
+        predictions = self.head(features, **extra)
+        if self.training:
+            gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
+            return self.forward_training(images, features, predictions, gt_instances)
+        results = self.forward_inference(images, features, predictions)
+        processed_results = []
+        for results_per_image, input_per_image, image_size in zip(
+            results, batched_inputs, images.image_sizes
+        ):
+            height = input_per_image.get("height", image_size[0])
+            width = input_per_image.get("width", image_size[1])
+            r = detector_postprocess(results_per_image, height, width)
+            processed_results.append({"instances": r})
+        return processed_results
+
+    def _flatten_distributions(self, predictions) -> Optional[Tensor]:
+        """The head's fifth output (per-level (N, 4*(n+1), Hl, Wl) distribution logits), if
+        any, as one (N, R, 4, n+1) tensor in anchor order."""
+        if len(predictions) < 5 or not predictions[4]:
+            return None
+        dists = predictions[4]
+        bins = dists[0].shape[1] // 4
+        flat = self._transpose_dense_predictions([dists], [4 * bins])[0]
+        return cat(flat, dim=1).unflatten(-1, (4, bins))
+
     def _flatten_predictions(
         self, predictions
     ) -> Tuple[List[Tensor], List[Tensor], List[Tensor], List[Tensor]]:
@@ -409,6 +476,12 @@ class DDOD(DenseDetector):
         cls_logits, bbox_deltas = cat(cls_logits, dim=1), cat(bbox_deltas, dim=1)
         quality = cat(quality, dim=1) if quality else None
         init_deltas = cat(init_deltas, dim=1) if init_deltas else None
+        distributions = self._flatten_distributions(predictions)
+        if (distributions is None) != (self.box_distribution_loss is None):
+            raise ValueError(
+                "box_distribution_loss needs a head with box distribution outputs (GFLHead), "
+                "and such a head needs box_distribution_loss."
+            )
 
         cls_labels, reg_labels, reg_gt_boxes, cls_gt_boxes = self.label_anchors(
             anchors, num_anchors_per_level, valid, gt_instances, cls_logits, bbox_deltas,
@@ -417,6 +490,7 @@ class DDOD(DenseDetector):
         return self.losses(
             anchors, num_anchors_per_level, cls_logits, bbox_deltas, quality,
             cls_labels, reg_labels, reg_gt_boxes, cls_gt_boxes, init_deltas,
+            **({} if distributions is None else {"distributions": distributions}),
         )  # fmt: skip
 
     @torch.no_grad()
@@ -536,6 +610,7 @@ class DDOD(DenseDetector):
         reg_gt_boxes: Tensor,
         cls_gt_boxes: Optional[Tensor] = None,
         init_deltas: Optional[Tensor] = None,
+        distributions: Optional[Tensor] = None,
     ) -> Dict[str, Tensor]:
         """
         Args:
@@ -547,9 +622,11 @@ class DDOD(DenseDetector):
                 classification loss with IoU targets (None: the assignment is shared, so
                 ``reg_gt_boxes``).
             init_deltas: (N, R, 4) deltas of the initial box of a refining head, or None.
+            distributions: (N, R, 4, n+1) box distribution logits (GFL), or None.
 
         Returns:
-            {"loss_cls", "loss_bbox"}, "loss_bbox_init" with an initial box, and "loss_iou" or
+            {"loss_cls", "loss_bbox"}, "loss_bbox_init" with an initial box, "loss_dfl" with
+            box distributions, and "loss_iou" or
             "loss_centerness" (by the quality target): each already normalised and weighted.
         """
         K = self.num_classes
@@ -597,13 +674,20 @@ class DDOD(DenseDetector):
                 points = (pos_anchors[:, :2] + pos_anchors[:, 2:]) / 2
                 centerness = centerness_target(points, gt_boxes)
 
+            score_weights = None
+            if self.score_weighted_box_loss:
+                # GFL: each positive's box terms weighted by its detached best class score
+                score_weights = cls_logits[pos_idx].detach().sigmoid().max(dim=1).values
+
             def box_term(deltas, iou_weights=None):
                 """The box loss of one box stage; with IoU weighting, by ``iou_weights`` or
                 else by the stage's own IoU. Returns the loss, the decoded positives' boxes and
                 the IoU weights used (None without IoU weighting)."""
                 pos_deltas = deltas[pos_idx].float()
                 pred_boxes = self._decode(pos_deltas, pos_anchors)
-                if not self.iou_weighted_box_loss:
+                if score_weights is not None:
+                    iou_weights = score_weights  # same weighting: weights / their sum
+                elif not self.iou_weighted_box_loss:
                     iou_weights = None
                 elif iou_weights is None:
                     iou_weights = aligned_box_iou(pred_boxes.detach(), target_boxes)
@@ -613,7 +697,8 @@ class DDOD(DenseDetector):
                     smooth_l1_beta=self.smooth_l1_beta,
                     centerness=centerness if self.centerness_weighted_box_loss else None,
                     iou_weights=iou_weights,
-                    iou_sum_normalized=self.iou_weighting == "own_iou",
+                    iou_sum_normalized=score_weights is not None
+                    or self.iou_weighting == "own_iou",
                 )  # fmt: skip
                 return loss, pred_boxes, iou_weights
 
@@ -627,6 +712,12 @@ class DDOD(DenseDetector):
                 shared = scored_iou if self.iou_weighting == "scored_iou" else None
                 loss_init = box_term(init_deltas, shared)[0]
                 losses["loss_bbox_init"] = self.loss_init_bbox_weight * loss_init
+            if distributions is not None:
+                per_box = self.box_distribution_loss(distributions[pos_idx], target_deltas)
+                losses["loss_dfl"] = self.loss_box_distribution_weight * weighted_box_loss(
+                    None, None, None, None, anchor_w, normalizer_reg,
+                    per_box_loss=per_box, iou_weights=score_weights,
+                )  # fmt: skip
             if quality is not None:
                 if self.quality_target == "iou":
                     # Soft IoU target of the (detached) prediction: no gradient into the boxes.

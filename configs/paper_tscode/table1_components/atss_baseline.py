@@ -1,0 +1,9 @@
+# TSCODE paper Table 1: ATSS baseline (the components of TSCODE on three hosts).
+# Host: ATSS (configs/common/models/atss.py: ATSS with DDOD's IoU branch; the paper's has
+# centerness), R-50 1x, COCO.
+from ...common.coco_1x import dataloader, lr_multiplier, optimizer, train
+from ...common.models.atss import model
+
+train.output_dir = "./output/paper_tscode/table1_components/atss_baseline"
+# the paper's COCO val2017 result for this row (tools/list_configs.py prints them all)
+paper = dict(method="TSCODE", table=1, row="ATSS baseline", AP=39.4, GFLOPs=205.3)
