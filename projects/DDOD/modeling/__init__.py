@@ -10,6 +10,8 @@
 * ``box_coders.py``           FCOS's l, t, r, b coder (XYWH deltas are detectron2's)
 * ``losses/``                 classification losses (focal_loss.py, varifocal_loss.py), box
                               terms (box_losses.py) and DDOD's FPN level re-weighting
+* ``postprocess.py``          candidates -> detections: class-aware NMS, Soft-NMS, box voting
+* ``test_time_augmentation.py``  multi-scale + flip inference around any of the detectors
 * ``anchors.py``              padding-anchor mask; ``backbone.py`` P6/P7 block and ResNet/ResNeXt
                               stages of any width; ``deform_resnet.py`` deformable bottlenecks
                               (torchvision's op, detectron2's checkpoint names);
@@ -33,6 +35,8 @@ from .deform_resnet import DeformBottleneckBlock, DeformConv
 from .heads import DENSE_HEAD_REGISTRY, DDODHead, VFNetHead, build_dense_head
 from .losses import FocalLoss, LevelReweighting, VarifocalLoss
 from .meta_arch import DDOD
+from .postprocess import BoxVoting, ClassAwareNMS, SoftNMS, build_postprocess
+from .test_time_augmentation import DenseDetectorWithTTA
 
 __all__ = [
     "DDOD",
@@ -55,4 +59,9 @@ __all__ = [
     "build_ddod_resnet_fpn_backbone",
     "DeformBottleneckBlock",
     "DeformConv",
+    "ClassAwareNMS",
+    "SoftNMS",
+    "BoxVoting",
+    "build_postprocess",
+    "DenseDetectorWithTTA",
 ]
