@@ -107,7 +107,9 @@ def soft_nms(
         raise ValueError(f"Soft-NMS method must be 'linear' or 'gaussian', got {method!r}.")
     if not len(boxes):
         return torch.zeros(0, dtype=torch.int64, device=boxes.device), scores[:0]
-    grouped, current, index, _ = _group_by_class(boxes.float(), scores.float(), classes)
+    # float32 at least (fp16 boxes lose IoU precision); float64 stays float64
+    dtype = torch.promote_types(boxes.dtype, torch.float32)
+    grouped, current, index, _ = _group_by_class(boxes.to(dtype), scores.to(dtype), classes)
     num_rows = len(grouped)
     rows = torch.arange(num_rows, device=boxes.device)
     alive = current > score_thresh
