@@ -88,6 +88,11 @@ def test_soft_nms_matches_python_reference_on_random_boxes(method):
     assert len(keep) == len(ref) > 50
     assert new_scores.tolist() == pytest.approx([s for _, s in ref], abs=1e-9)
     assert keep.tolist() == [i for i, _ in ref]
+    # stopping the rounds once the best max_keep are known gives the same head of the list
+    for max_keep in (1, 30, 1000):
+        head, head_scores = soft_nms(boxes, scores, classes, max_keep=max_keep, **kwargs)
+        assert head.tolist() == keep[:max_keep].tolist()
+        assert torch.equal(head_scores, new_scores[:max_keep])
 
 
 def test_soft_nms_empty_and_part_max_keep():
@@ -151,3 +156,18 @@ def test_build_postprocess_by_name_and_bad_names():
     with pytest.raises(ValueError, match="linear"):
         SoftNMS("cosine")
     assert DDOD  # the meta-architecture takes the parts as ``postprocess``
+
+
+def test_soft_nms_early_stop_in_one_crowded_class():
+    g = torch.Generator().manual_seed(3)
+    n = 400
+    xy = torch.rand(n, 2, generator=g, dtype=torch.float64) * 20
+    boxes = torch.cat([xy, xy + 30], dim=1)  # all overlap: many decays, many rounds
+    scores = torch.rand(n, generator=g, dtype=torch.float64)
+    classes = torch.zeros(n, dtype=torch.int64)
+    full, full_scores = soft_nms(boxes, scores, classes, method="gaussian", score_thresh=0.0)
+    head, head_scores = soft_nms(
+        boxes, scores, classes, method="gaussian", score_thresh=0.0, max_keep=20
+    )
+    assert len(full) == n and head.tolist() == full[:20].tolist()
+    assert torch.equal(head_scores, full_scores[:20])

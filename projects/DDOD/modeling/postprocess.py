@@ -15,7 +15,7 @@ Use one as ``DDOD(postprocess=...)`` (``model.postprocess = L(SoftNMS)(method="g
 LazyConfig) or as the merge step of test-time augmentation (test_time_augmentation.py).
 """
 import math
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -91,6 +91,7 @@ def soft_nms(
     sigma: float = 0.5,
     iou_thresh: float = 0.3,
     score_thresh: float = 0.001,
+    max_keep: Optional[int] = None,
 ) -> Tuple[Tensor, Tensor]:
     """Class-aware Soft-NMS. (R, 4) boxes, (R,) scores, (R,) classes -> (D,) indices of the
     kept boxes and (D,) their decayed scores, in decreasing decayed score.
@@ -102,6 +103,10 @@ def soft_nms(
     falls to ``score_thresh`` or below is dropped. The rounds are a loop over "the next box of
     each class"; everything inside a round is one tensor op over all classes and boxes, so the
     number of rounds is the largest number of boxes one class keeps (not the number of boxes).
+
+    With ``max_keep`` only the ``max_keep`` best are returned, and the rounds stop as soon as
+    they are known: a class's picks come in non-increasing score (scores only decay), so once
+    ``max_keep`` picks score at least the best score still in play, no later pick can enter.
     """
     if method not in ("linear", "gaussian"):
         raise ValueError(f"Soft-NMS method must be 'linear' or 'gaussian', got {method!r}.")
@@ -138,8 +143,12 @@ def soft_nms(
         # classes with nothing left keep their scores (their chosen box was padding)
         current = torch.where(live[:, None], current * decay, current)
         alive &= current > score_thresh
+        if max_keep is not None:
+            best_left = torch.where(alive, current, current.new_full((), -math.inf)).max()
+            if int((torch.cat(kept_scores) >= best_left).sum()) >= max_keep:
+                break
     kept_index, kept_scores = torch.cat(kept_index), torch.cat(kept_scores)
-    order = torch.argsort(kept_scores, descending=True, stable=True)
+    order = torch.argsort(kept_scores, descending=True, stable=True)[:max_keep]
     return kept_index[order], kept_scores[order].to(scores.dtype)
 
 
@@ -171,9 +180,8 @@ class SoftNMS(nn.Module):
     def forward(self, boxes: Tensor, scores: Tensor, classes: Tensor, max_keep: int) -> Detections:
         keep, new_scores = soft_nms(
             boxes, scores, classes, method=self.method, sigma=self.sigma,
-            iou_thresh=self.iou_thresh, score_thresh=self.score_thresh,
+            iou_thresh=self.iou_thresh, score_thresh=self.score_thresh, max_keep=max_keep,
         )  # fmt: skip
-        keep, new_scores = keep[:max_keep], new_scores[:max_keep]
         return boxes[keep], new_scores, classes[keep]
 
     def extra_repr(self) -> str:
