@@ -15,7 +15,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${DDOD_VENV:-$ROOT/.venv}"
 PY="${PYTHON:-python3}"
-STAMP="$VENV/.ddod-env-v2"
+STAMP="$VENV/.ddod-env-v3"  # v3: onnx, onnxscript, onnxruntime (export)
 
 if [ -f "$STAMP" ]; then
   exit 0

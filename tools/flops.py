@@ -62,10 +62,7 @@ class _Network(nn.Module):
 
     def forward(self, image):
         m = self.model
-        features = m.backbone((image - m.pixel_mean) / m.pixel_std)
-        levels = [features[f] for f in m.head_in_features]
-        extra = {k: features[v] for k, v in getattr(m, "head_extra_features", {}).items()}
-        outputs = m.head(levels, **extra)
+        outputs = m.features_and_predictions((image - m.pixel_mean) / m.pixel_std)[1]
         return tuple(t for per_level in outputs for t in per_level)
 
 

@@ -613,6 +613,13 @@ class Trainer(TrainerBase):
                 f"{type(evaluators).__name__}."
             )
 
+        aug = OmegaConf.select(cfg, "test.aug")
+        if aug is not None and aug.get("enabled", False):
+            # test-time augmentation (modeling/test_time_augmentation.py), as TEST.AUG in d2
+            from ..modeling.test_time_augmentation import DenseDetectorWithTTA
+
+            model = DenseDetectorWithTTA.from_config(model, aug)
+            logger.info(f"Evaluating with test-time augmentation: {model.extra_repr()}.")
         results = inference_on_dataset(model, data_loader, evaluators) or {}
         if comm.is_main_process():
             assert isinstance(
@@ -666,6 +673,10 @@ def apply_overrides(cfg, overrides: Optional[Sequence[str]]):
     Raises:
         ConfigOverrideError (a KeyError): naming the key, with close matches.
     """
+    # every config has the ``test.aug`` keys (test-time augmentation), with their defaults
+    from ..modeling.test_time_augmentation import add_test_defaults
+
+    cfg = add_test_defaults(cfg)
     overrides = list(overrides or [])
     if not overrides:
         return cfg

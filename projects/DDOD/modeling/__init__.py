@@ -14,6 +14,8 @@
 * ``losses/``                 classification losses (focal_loss.py, varifocal_loss.py), box
                               terms (box_losses.py) and DDOD's FPN level re-weighting
 * ``necks/ssh.py``            SSH's context module as a neck between FPN and head (DDOD-Face)
+* ``postprocess.py``          candidates -> detections: class-aware NMS, Soft-NMS, box voting
+* ``test_time_augmentation.py``  multi-scale + flip inference around any of the detectors
 * ``anchors.py``              padding-anchor mask; ``backbone.py`` P6/P7 block and ResNet/ResNeXt
                               stages of any width; ``deform_resnet.py`` deformable bottlenecks
                               (torchvision's op, detectron2's checkpoint names);
@@ -45,6 +47,8 @@ from .losses import (
 from .meta_arch import DDOD
 from .necks import SSHContextModule, SSHNeck
 from .tscode import FPNWithBottomUp, TaskContextDecoupler
+from .postprocess import BoxVoting, ClassAwareNMS, SoftNMS, build_postprocess
+from .test_time_augmentation import DenseDetectorWithTTA
 
 __all__ = [
     "DDOD",
@@ -74,4 +78,9 @@ __all__ = [
     "DeformConv",
     "SSHContextModule",
     "SSHNeck",
+    "ClassAwareNMS",
+    "SoftNMS",
+    "BoxVoting",
+    "build_postprocess",
+    "DenseDetectorWithTTA",
 ]

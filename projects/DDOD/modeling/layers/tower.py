@@ -39,7 +39,11 @@ class ConvNormAct(nn.Module):
 def apply_deform_conv(conv: DeformConv2d, x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
     """Run torchvision's ``DeformConv2d`` module ``conv`` (stride 1) on ``x`` with ``offset``
     (N, 2*kh*kw, H, W), (dy, dx) per tap: torchvision's op on CUDA, :func:`deform_conv2d_cpu`
-    (the same function, much faster) on the CPU."""
+    (the same function, much faster) on the CPU. While a graph is being traced or exported
+    (TorchScript, ONNX) it is torchvision's op on every device: one ``torchvision::deform_conv2d``
+    node, which ONNX opset 19 has as ``DeformConv`` (ddod/export/)."""
+    if torch.jit.is_tracing() or torch.compiler.is_exporting():
+        return conv(x, offset)
     if x.device.type == "cpu":
         return deform_conv2d_cpu(x, offset, conv.weight, conv.bias, padding=conv.padding[0])
     return conv(x, offset)

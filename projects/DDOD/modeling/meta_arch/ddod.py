@@ -53,7 +53,7 @@ import torch
 from torch import Tensor, nn
 
 from detectron2.config import configurable
-from detectron2.layers import batched_nms, cat
+from detectron2.layers import cat
 from detectron2.modeling import META_ARCH_REGISTRY, Backbone, build_backbone
 from detectron2.modeling.anchor_generator import DefaultAnchorGenerator, build_anchor_generator
 from detectron2.modeling.box_regression import Box2BoxTransform
@@ -74,6 +74,7 @@ from ..assigners import (
 from ..assigners.atss import aligned_box_iou
 from ..box_coders import Box2BoxTransformLTRB
 from ..heads import build_dense_head
+from ..postprocess import ClassAwareNMS
 from ..losses import (
     BOX_REG_LOSS_TYPES,
     FocalLoss,
@@ -153,6 +154,7 @@ class DDOD(DenseDetector):
         test_topk_candidates: int = 1000,
         test_nms_thresh: float = 0.6,
         max_detections_per_image: int = 100,
+        postprocess: Optional[nn.Module] = None,
         pixel_mean: Tuple[float, ...],
         pixel_std: Tuple[float, ...],
         input_format: str = "BGR",
@@ -209,6 +211,9 @@ class DDOD(DenseDetector):
             test_topk_candidates: pairs kept per level after thresholding.
             test_nms_thresh: IoU threshold of the class-aware NMS.
             max_detections_per_image: detections kept per image.
+            postprocess: the part that turns scored candidates into detections
+                (modeling/postprocess.py: ``ClassAwareNMS``, ``SoftNMS``, ``BoxVoting``); None
+                is class-aware NMS at ``test_nms_thresh``.
 
             # Input parameters
             pixel_mean, pixel_std: per-channel normalisation, in ``input_format`` order.
@@ -287,6 +292,8 @@ class DDOD(DenseDetector):
         self.max_detections_per_image = max_detections_per_image
         self.input_format             = input_format
         # fmt: on
+        # a submodule without parameters or buffers: no checkpoint keys
+        self.postprocess = ClassAwareNMS(test_nms_thresh) if postprocess is None else postprocess
 
     @classmethod
     def from_config(cls, cfg):
@@ -382,10 +389,7 @@ class DDOD(DenseDetector):
         if not self.head_extra_features:
             return super().forward(batched_inputs)
         images = self.preprocess_image(batched_inputs)
-        all_features = self.backbone(images.tensor)
-        features = [all_features[f] for f in self.head_in_features]
-        extra = {k: all_features[name] for k, name in self.head_extra_features.items()}
-        predictions = self.head(features, **extra)
+        features, predictions = self.features_and_predictions(images.tensor)
         if self.training:
             gt_instances = [x["instances"].to(self.device) for x in batched_inputs]
             return self.forward_training(images, features, predictions, gt_instances)
@@ -399,6 +403,16 @@ class DDOD(DenseDetector):
             r = detector_postprocess(results_per_image, height, width)
             processed_results.append({"instances": r})
         return processed_results
+
+    def features_and_predictions(self, images: Tensor):
+        """Backbone and head on a normalised, padded (N, 3, H, W) batch: the head's input levels
+        (per level (N, C, Hl, Wl)) and its outputs. The one place that knows which backbone
+        outputs the head takes (its levels, plus ``head_extra_features`` as keywords); used by
+        ``forward``, test-time augmentation and export."""
+        all_features = self.backbone(images)
+        features = [all_features[f] for f in self.head_in_features]
+        extra = {k: all_features[name] for k, name in self.head_extra_features.items()}
+        return features, self.head(features, **extra)
 
     def _flatten_distributions(self, predictions) -> Optional[Tensor]:
         """The head's fifth output (per-level (N, 4*(n+1), Hl, Wl) distribution logits), if
@@ -755,21 +769,46 @@ class DDOD(DenseDetector):
     # inference
     # ------------------------------------------------------------------------------------------
     def forward_inference(self, images: ImageList, features, predictions) -> List[Instances]:
+        results = []
+        for (boxes, scores, classes), image_size in zip(
+            self.candidates(features, predictions, images.image_sizes), images.image_sizes
+        ):
+            boxes, scores, classes = self.postprocess(
+                boxes, scores, classes, self.max_detections_per_image
+            )
+            result = Instances(image_size)
+            result.pred_boxes = Boxes(boxes)
+            result.scores = scores
+            result.pred_classes = classes
+            results.append(result)
+        return results
+
+    def candidates(
+        self, features: List[Tensor], predictions, image_sizes: List[Tuple[int, int]]
+    ) -> List[Tuple[Tensor, Tensor, Tensor]]:
+        """The scored candidates of every image, before post-processing (NMS): the hook that
+        test-time augmentation merges across views.
+
+        Args:
+            features: the head's input levels; predictions: the head's outputs on them.
+            image_sizes: (h, w) of each image in the network input.
+
+        Returns:
+            per image, (R, 4) boxes clipped to the image, (R,) scores and (R,) classes.
+        """
         # the scored box only: a refining head's initial box is a training signal
         cls_logits, bbox_deltas, quality, _ = self._flatten_predictions(predictions)
         anchors = self.anchor_generator(features)
-        results = []
-        for i, image_size in enumerate(images.image_sizes):
-            results.append(
-                self.inference_single_image(
-                    anchors,
-                    [x[i] for x in cls_logits],
-                    [x[i] for x in bbox_deltas],
-                    [x[i] for x in quality] if quality else None,
-                    image_size,
-                )
+        return [
+            self.candidates_single_image(
+                anchors,
+                [x[i] for x in cls_logits],
+                [x[i] for x in bbox_deltas],
+                [x[i] for x in quality] if quality else None,
+                image_size,
             )
-        return results
+            for i, image_size in enumerate(image_sizes)
+        ]
 
     def inference_single_image(
         self,
@@ -790,6 +829,30 @@ class DDOD(DenseDetector):
             Instances with ``pred_boxes``, ``scores``, ``pred_classes``, at most
             ``max_detections_per_image``, in network-input coordinates.
         """
+        boxes, scores, classes = self.candidates_single_image(
+            anchors, cls_logits, bbox_deltas, quality, image_size
+        )
+        boxes, scores, classes = self.postprocess(
+            boxes, scores, classes, self.max_detections_per_image
+        )
+        result = Instances(image_size)
+        result.pred_boxes = Boxes(boxes)
+        result.scores = scores
+        result.pred_classes = classes
+        return result
+
+    def candidates_single_image(
+        self,
+        anchors: List[Boxes],
+        cls_logits: List[Tensor],
+        bbox_deltas: List[Tensor],
+        quality: Optional[List[Tensor]],
+        image_size: Tuple[int, int],
+    ) -> Tuple[Tensor, Tensor, Tensor]:
+        """One image's candidates (arguments as :meth:`inference_single_image`): per level the
+        ``test_topk_candidates`` best (anchor, class) pairs with sigmoid(cls) above
+        ``test_score_thresh``, decoded, clipped, empty boxes dropped. Returns (R, 4) boxes,
+        (R,) scores, (R,) classes."""
         boxes_all, scores_all, classes_all = [], [], []
         for level, (anchors_l, logits_l, deltas_l) in enumerate(
             zip(anchors, cls_logits, bbox_deltas)
@@ -815,11 +878,4 @@ class DDOD(DenseDetector):
         boxes.clip(image_size)
         scores, classes = cat(scores_all), cat(classes_all)
         nonempty = boxes.nonempty()
-        boxes, scores, classes = boxes[nonempty], scores[nonempty], classes[nonempty]
-        keep = batched_nms(boxes.tensor, scores, classes, self.test_nms_thresh)
-        keep = keep[: self.max_detections_per_image]
-        result = Instances(image_size)
-        result.pred_boxes = boxes[keep]
-        result.scores = scores[keep]
-        result.pred_classes = classes[keep]
-        return result
+        return boxes.tensor[nonempty], scores[nonempty], classes[nonempty]
