@@ -16,6 +16,7 @@
                               ``resnet_weights.py`` torchvision-layout ImageNet files -> ours
 """
 from .assigners import (
+    APSAssigner,
     ATSSAssigner,
     CostATSSAssigner,
     DenseAssigner,
@@ -43,6 +44,7 @@ __all__ = [
     "DENSE_HEAD_REGISTRY",
     "build_dense_head",
     "DenseAssigner",
+    "APSAssigner",
     "ATSSAssigner",
     "CostATSSAssigner",
     "MaxIoUAssigner",

@@ -2,13 +2,18 @@
 
 DDOD's "spatial disentanglement" is a deformable first conv in each of the two towers, so the
 classification and regression branches learn their own sampling offsets. Table 6 of the paper
-moves that conv to positions 1..4; ``deform_index`` selects it (0-based), ``None`` disables it.
+moves that conv to positions 1..4; ``deform_index`` selects it (0-based, or negative from the
+end: -1 is the last conv), ``None`` disables it.
+
+MOD's receptive field adaptor (RFA) is the same idea with a modulated deformable conv (DCNv2:
+a sigmoid mask per tap) that keeps its bias before the GN, at the last conv in the official code:
+``deform_modulated=True, deform_bias=True, deform_index=-1``.
 """
 from typing import Optional
 
 import torch
 from torch import nn
-from torchvision.ops import DeformConv2d
+from torchvision.ops import DeformConv2d, deform_conv2d
 
 from detectron2.layers import get_norm
 
@@ -46,7 +51,8 @@ def apply_deform_conv(conv: DeformConv2d, x: torch.Tensor, offset: torch.Tensor)
 
 
 class DeformConvNormAct(nn.Module):
-    """3x3 deformable conv (DCNv1: offsets, no modulation mask) -> norm -> ReLU.
+    """3x3 deformable conv (DCNv1: offsets, no modulation mask; or DCNv2 with
+    ``modulated=True``) -> norm -> ReLU.
 
     Offsets come from their own 3x3 conv (18 = 2 x 3 x 3 channels) that is zero-initialised, so
     at the start of training the block equals a plain conv. On CUDA torchvision's op runs: it
@@ -56,19 +62,47 @@ class DeformConvNormAct(nn.Module):
     GEMM runs in the autocast dtype and it returns that dtype, as the plain convs of the tower
     do, so the norm after it sees the same dtype in every block.
 
+    Modulated (DCNv2, MOD's RFA): the offset conv predicts 27 channels, 18 offsets then 9 mask
+    logits; the mask is their sigmoid (0.5 at the zero initialisation, where MOD's code starts
+    from normal(0, 0.01) weights: the same up to noise). torchvision's op takes the mask, on
+    every device (its CPU backward is slow; the fast CPU function above has no mask).
+
+    ``bias``: None gives the conv a bias only without a norm; True/False force it (MOD's DCN
+    keeps a bias before its GN).
+
     Input (N, Cin, H, W) -> output (N, Cout, H, W).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, *, norm: str = "GN"):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        norm: str = "GN",
+        modulated: bool = False,
+        bias: Optional[bool] = None,
+    ):
         super().__init__()
         self.norm = _norm(norm, out_channels)
-        self.conv_offset = nn.Conv2d(in_channels, 2 * 3 * 3, 3, padding=1, bias=True)
-        self.conv = DeformConv2d(in_channels, out_channels, 3, padding=1, bias=self.norm is None)
+        self.modulated = modulated
+        self.conv_offset = nn.Conv2d(in_channels, (3 if modulated else 2) * 3 * 3, 3, padding=1)
+        bias = self.norm is None if bias is None else bias
+        self.conv = DeformConv2d(in_channels, out_channels, 3, padding=1, bias=bias)
         nn.init.zeros_(self.conv_offset.weight)
         nn.init.zeros_(self.conv_offset.bias)
 
     def forward(self, x):
-        x = apply_deform_conv(self.conv, x, self.conv_offset(x))
+        if self.modulated:
+            out = self.conv_offset(x)
+            offset, mask = out[:, :18], out[:, 18:].sigmoid()
+            # torchvision has no autocast rule for the modulated op: run it in fp32
+            x = deform_conv2d(
+                x.float(), offset.float(), self.conv.weight.float(),
+                None if self.conv.bias is None else self.conv.bias.float(),
+                padding=self.conv.padding, mask=mask.float(),
+            )  # fmt: skip
+        else:
+            x = apply_deform_conv(self.conv, x, self.conv_offset(x))
         if self.norm is not None:
             x = self.norm(x)
         return torch.relu(x)
@@ -81,15 +115,28 @@ def build_conv_tower(
     *,
     norm: str = "GN",
     deform_index: Optional[int] = None,
+    deform_modulated: bool = False,
+    deform_bias: Optional[bool] = None,
 ) -> nn.Sequential:
-    """A stack of ``num_convs`` conv blocks; block ``deform_index`` (0-based) is deformable."""
-    if deform_index is not None and not 0 <= deform_index < num_convs:
+    """A stack of ``num_convs`` conv blocks; block ``deform_index`` (0-based; negative counts
+    from the end) is deformable, modulated (DCNv2) with ``deform_modulated``, with a bias per
+    ``deform_bias`` (see :class:`DeformConvNormAct`)."""
+    if deform_index is not None and not -num_convs <= deform_index < num_convs:
         raise ValueError(
             f"deform_index={deform_index} is outside the tower of {num_convs} convs "
-            f"(valid: 0..{num_convs - 1}, or None for no deformable conv)."
+            f"(valid: {-num_convs}..{num_convs - 1}, or None for no deformable conv)."
         )
+    if deform_index is not None:
+        deform_index %= num_convs
     blocks = []
     for i in range(num_convs):
-        block_cls = DeformConvNormAct if i == deform_index else ConvNormAct
-        blocks.append(block_cls(in_channels if i == 0 else channels, channels, norm=norm))
+        cin = in_channels if i == 0 else channels
+        if i == deform_index:
+            blocks.append(
+                DeformConvNormAct(
+                    cin, channels, norm=norm, modulated=deform_modulated, bias=deform_bias
+                )
+            )
+        else:
+            blocks.append(ConvNormAct(cin, channels, norm=norm))
     return nn.Sequential(*blocks)
