@@ -256,7 +256,7 @@ class APSAssigner(DenseAssigner):
             lc = torch.where(on2, lcls2[img], lcls1[img])
             lr = torch.where(on2, lreg2[img], lreg1[img])
             best_anchor = torch.where(on2, anchor2[img], anchor1[img])
-            sel, pts, score = self._select(lc, lr, cand, points_per_level)
+            sel, pts, score = self.select_positives(lc, lr, cand, points_per_level)
             # commit the positives of this wave (each point is a candidate of one GT per wave)
             rows = img[:, None].expand_as(pts)[sel]
             cols = pts[sel]
@@ -273,8 +273,11 @@ class APSAssigner(DenseAssigner):
         quality[img_idx[pos], anchor_idx[pos]] = taken_score[pos]
         return matched, quality
 
-    def _select(self, lcls: Tensor, lreg: Tensor, cand: Tensor, points_per_level: List[int]):
-        """The positives of G GTs at once.
+    def select_positives(
+        self, lcls: Tensor, lreg: Tensor, cand: Tensor, points_per_level: List[int]
+    ):
+        """Steps 2-4 for G GTs at once, from their per-point assignment losses (the tests set
+        these by hand).
 
         Args:
             lcls, lreg: (G, P) assignment losses of every point for the GT; cand: (G, P) bool.
