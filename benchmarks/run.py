@@ -178,7 +178,8 @@ def get_args(argv=None):
     p.add_argument("--max-objects", type=int, default=1000)
     p.add_argument(
         "--sections", nargs="+", default=["train", "infer", "share", "objects", "assigner"],
-        choices=["train", "infer", "share", "objects", "assigner"],
+        choices=["train", "infer", "share", "objects", "assigner", "aps"],
+        help="aps (MOD's aligned points sampler, benchmarks/aps.py) is not in the default",
     )  # fmt: skip
     p.add_argument("--postprocess", choices=["full", "init"], default="full")
     p.add_argument("--threads", type=int, help="torch.set_num_threads (CPU)")
@@ -713,6 +714,12 @@ def main(argv=None) -> int:
     if "assigner" in args.sections:
         bench_assigner(args, device, rows, results, deadline=deadline("assigner"))
         loads.append(load_average())
+    aps_text = None
+    if "aps" in args.sections:  # MOD's APS: its own tables (benchmarks/aps.py)
+        from . import aps as aps_bench
+
+        aps_text = aps_bench.section(device, args)
+        loads.append(load_average())
 
     elapsed = time.perf_counter() - t_start
     elapsed_cpu = time.process_time() - cpu_start
@@ -776,6 +783,8 @@ def main(argv=None) -> int:
     out.append("```")
     out.append(render_targets(targets))
     out.append("```")
+    if aps_text:
+        out += ["", aps_text]
     print("\n".join(out), flush=True)
 
     if args.json:

@@ -171,7 +171,7 @@ def test_paper_numbers_are_recorded_and_consistent():
 
 def test_list_configs_prints_every_row_and_fills_ours_from_a_run(tmp_path, capsys):
     list_configs = load_tool("list_configs")
-    rows = list_configs.main(["--table", "6", "--output-root", str(tmp_path)])
+    rows = list_configs.main(["--method", "DDOD", "--table", "6", "--output-root", str(tmp_path)])
     out = capsys.readouterr().out
     assert [r["config"] for r in rows] == [f"configs/paper/table6_dcn_position/position{p}.py"
                                            for p in (1, 2, 3, 4)]  # fmt: skip
@@ -184,6 +184,6 @@ def test_list_configs_prints_every_row_and_fills_ours_from_a_run(tmp_path, capsy
         json.dumps({"iteration": 5, "total_loss": 1.0}) + "\n"
         + json.dumps({"iteration": 9, "bbox/AP": 40.25, "bbox/AP50": 58.0}) + "\n"
     )
-    rows = list_configs.main(["--table", "6", "--output-root", str(tmp_path)])
+    rows = list_configs.main(["--method", "DDOD", "--table", "6", "--output-root", str(tmp_path)])
     assert [r["ours"] for r in rows] == [None, 40.25, None, None]
     assert capsys.readouterr().out.splitlines()[3].endswith("| 40.2 |")

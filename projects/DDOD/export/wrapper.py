@@ -83,9 +83,9 @@ class ExportableDetector(nn.Module):
             boxes = model._decode(
                 bbox_deltas[level][0][anchor_idx].float(), anchors_l.tensor[anchor_idx]
             )
-            scores = cls_scores
-            if model.test_score_mode == "cls_x_quality":
-                scores = scores * quality[level][0][anchor_idx].float().sigmoid()
+            scores = model.detection_scores(
+                cls_scores, quality[level][0][anchor_idx] if quality else None
+            )
             boxes_all.append(boxes)
             scores_all.append(scores)
             cls_all.append(cls_scores)

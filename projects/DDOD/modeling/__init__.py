@@ -22,6 +22,7 @@
                               ``resnet_weights.py`` torchvision-layout ImageNet files -> ours
 """
 from .assigners import (
+    APSAssigner,
     ATSSAssigner,
     CostATSSAssigner,
     DenseAssigner,
@@ -64,6 +65,7 @@ __all__ = [
     "DENSE_HEAD_REGISTRY",
     "build_dense_head",
     "DenseAssigner",
+    "APSAssigner",
     "ATSSAssigner",
     "CostATSSAssigner",
     "MaxIoUAssigner",

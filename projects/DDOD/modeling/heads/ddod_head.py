@@ -53,6 +53,8 @@ class DDODHead(nn.Module):
         per_level_scale: bool = True,
         bbox_bias_init: float = 0.0,
         tscode: Optional[TaskContextDecoupler] = None,
+        deform_modulated: bool = False,
+        deform_bias: Optional[bool] = None,
     ):
         """
         Args:
@@ -63,7 +65,8 @@ class DDODHead(nn.Module):
             num_convs: convs per tower.
             norm: normalisation after each tower conv ("GN", "BN", "" for none, ...).
             cls_deform_index, reg_deform_index: 0-based position of the deformable conv in the
-                classification / regression tower; None for a tower of plain convs.
+                classification / regression tower (negative: from the end, -1 the last conv);
+                None for a tower of plain convs.
             prior_prob: initial foreground probability of every classification output.
             quality_branch: whether to predict the quality logit (IoU or centerness).
             per_level_scale: multiply the box deltas by a learnable scalar per level (ATSS, FCOS,
@@ -73,6 +76,10 @@ class DDODHead(nn.Module):
                 value (DDOD-FCOS uses 1.5) starts from boxes around the points, so a cost-based
                 assigner sees non-zero IoUs from the first iteration.
             tscode: TSCODE's input encoders (None: the levels feed both towers as they are).
+            deform_modulated: the deformable convs are modulated (DCNv2, with a sigmoid mask;
+                MOD's RFA) instead of DCNv1 (DDOD).
+            deform_bias: bias of the deformable convs; None: only without a norm (DDOD), True:
+                MOD's RFA (bias, then GN).
         """
         super().__init__()
         in_channels = {s.channels for s in input_shape}
@@ -89,11 +96,12 @@ class DDODHead(nn.Module):
             # SCE: the "shallow but wide" tower on the coarse input, 4 outputs per location
             cls_in, cls_dims = tscode.cls_in_channels, tscode.sce_conv_dims
             cls_convs, upscale = tscode.sce_num_convs, tscode.cls_upscale
+        deform = dict(deform_modulated=deform_modulated, deform_bias=deform_bias)
         self.cls_tower = build_conv_tower(
-            cls_in, cls_dims, cls_convs, norm=norm, deform_index=cls_deform_index
+            cls_in, cls_dims, cls_convs, norm=norm, deform_index=cls_deform_index, **deform
         )
         self.reg_tower = build_conv_tower(
-            in_channels, conv_dims, num_convs, norm=norm, deform_index=reg_deform_index
+            in_channels, conv_dims, num_convs, norm=norm, deform_index=reg_deform_index, **deform
         )
         self.cls_score = nn.Conv2d(cls_dims, upscale * num_anchors * num_classes, 3, padding=1)
         self.bbox_pred = nn.Conv2d(conv_dims, num_anchors * 4, 3, padding=1)

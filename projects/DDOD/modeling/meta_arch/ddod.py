@@ -81,6 +81,7 @@ from ..losses import (
     LevelReweighting,
     VarifocalLoss,
     centerness_target,
+    giou_loss_per_box,
     positive_normalizer,
     quality_bce_per_box,
     weighted_box_loss,
@@ -90,12 +91,12 @@ __all__ = ["DDOD"]
 
 logger = logging.getLogger(__name__)
 
-QUALITY_TARGETS = ("iou", "centerness")
+QUALITY_TARGETS = ("iou", "centerness", "giou")
 # With iou_weighted_box_loss: "own_iou" weights each box stage by its own IoU, normalised by the
 # IoU sum (VFNet's official code); "scored_iou" weights every stage by the scored box's IoU,
 # normalised by the positive count (the VFNet paper's Eq. 3).
 IOU_WEIGHTINGS = ("own_iou", "scored_iou")
-TEST_SCORE_MODES = ("cls", "cls_x_quality")
+TEST_SCORE_MODES = ("cls", "cls_x_quality", "sqrt_cls_x_quality")
 
 
 def _put_scalars(**kwargs):
@@ -189,7 +190,8 @@ class DDOD(DenseDetector):
                 the deltas; L1 with ``smooth_l1_beta=0``, RetinaNet's).
             quality_target: what the head's quality branch learns on the regression positives:
                 "iou" (IoU of the detached predicted box with its GT, DDOD/ATSS(IoU)),
-                "centerness" (FCOS), or None when the head has no quality branch.
+                "centerness" (FCOS), "giou" (MOD: GIoU of the detached predicted box, clamped
+                to [0, 1]; logged as ``loss_iou``), or None when the head has no quality branch.
             centerness_weighted_box_loss: weight each positive's box loss by its centerness
                 target and normalise by their sum (FCOS*).
             iou_weighted_box_loss: weight each positive's box loss by the (detached) IoU of
@@ -206,7 +208,8 @@ class DDOD(DenseDetector):
             loss_box_distribution_weight: its weight (GFL: 0.25), as "loss_dfl".
 
             # Inference parameters
-            test_score_mode: "cls" or "cls_x_quality" (times the quality branch's sigmoid).
+            test_score_mode: "cls", "cls_x_quality" (times the quality branch's sigmoid) or
+                "sqrt_cls_x_quality" (the square root of that product: FCOS-imprv, MOD).
             test_score_thresh: keep (anchor, class) pairs with sigmoid(cls) above this.
             test_topk_candidates: pairs kept per level after thresholding.
             test_nms_thresh: IoU threshold of the class-aware NMS.
@@ -270,8 +273,8 @@ class DDOD(DenseDetector):
             )
         if test_score_mode not in TEST_SCORE_MODES:
             raise ValueError(f"test_score_mode must be one of {TEST_SCORE_MODES}.")
-        if test_score_mode == "cls_x_quality" and not has_quality:
-            raise ValueError('test_score_mode="cls_x_quality" needs a quality branch.')
+        if test_score_mode != "cls" and not has_quality:
+            raise ValueError(f"test_score_mode={test_score_mode!r} needs a quality branch.")
         if box_reg_loss_type not in BOX_REG_LOSS_TYPES:
             raise ValueError(f"box_reg_loss_type must be one of {BOX_REG_LOSS_TYPES}.")
         # fmt: off
@@ -548,6 +551,17 @@ class DDOD(DenseDetector):
         share_candidates = len(assigners) == 2 and assigners[0].same_candidates_as(assigners[1])
         labels = [[] for _ in assigners]
         gt_boxes = [[] for _ in assigners]
+        # Assigners with an ``assign_batch`` (APS) take every image at once; the others run
+        # image by image below.
+        batched = {
+            branch: assigner.assign_batch(
+                anchors, num_anchors_per_level,
+                [gt.gt_boxes.tensor for gt in gt_instances], [gt.gt_classes for gt in gt_instances],
+                valid_mask=valid, pred_logits=pred_logits, pred_boxes=pred_boxes,
+            )  # fmt: skip
+            for branch, assigner in enumerate(assigners)
+            if hasattr(assigner, "assign_batch")
+        }
         for i, gt in enumerate(gt_instances):
             candidates = None
             if share_candidates:
@@ -556,6 +570,13 @@ class DDOD(DenseDetector):
                     grid_sizes=grid_sizes,
                 )  # fmt: skip
             for branch, assigner in enumerate(assigners):
+                if branch in batched:
+                    matched = batched[branch][i].matched_gt
+                    labels[branch].append(self._labels_from_matches(matched, gt.gt_classes))
+                    gt_boxes[branch].append(
+                        self._boxes_from_matches(matched, gt.gt_boxes.tensor, anchors)
+                    )
+                    continue
                 kwargs = {}
                 if assigner.uses_predictions:
                     kwargs = {"pred_logits": pred_logits[i], "pred_boxes": pred_boxes[i]}
@@ -736,10 +757,14 @@ class DDOD(DenseDetector):
                 if self.quality_target == "iou":
                     # Soft IoU target of the (detached) prediction: no gradient into the boxes.
                     target = aligned_box_iou(pred_boxes.detach(), target_boxes)
+                elif self.quality_target == "giou":
+                    # MOD: GIoU of the detached prediction, in [0, 1] (a negative BCE target
+                    # would make the loss unbounded below; MOD's code clamps only at 1).
+                    target = (1 - giou_loss_per_box(pred_boxes.detach(), target_boxes)).clamp(0, 1)
                 else:
                     target = centerness
                 bce = quality_bce_per_box(quality[pos_idx], target)
-                name = "loss_iou" if self.quality_target == "iou" else "loss_centerness"
+                name = "loss_centerness" if self.quality_target == "centerness" else "loss_iou"
                 losses[name] = self.loss_quality_weight * (bce * anchor_w).sum() / normalizer_reg
 
         self._log_assignment_stats(cls_pos, reg_pos, w_cls, w_reg)
@@ -841,6 +866,18 @@ class DDOD(DenseDetector):
         result.pred_classes = classes
         return result
 
+    def detection_scores(self, cls_scores: Tensor, quality_logits: Optional[Tensor]) -> Tensor:
+        """(P,) class probabilities of candidate pairs and (P,) quality logits of their anchors
+        (None without a quality branch) -> (P,) detection scores, by ``test_score_mode``."""
+        if self.test_score_mode == "cls":
+            return cls_scores
+        quality = quality_logits.float().sigmoid()
+        if self.test_score_mode == "cls_x_quality":
+            # DDOD ranks by cls x IoU probability, with no square root (unlike d2's FCOS).
+            return cls_scores * quality
+        # "sqrt_cls_x_quality", FCOS-imprv / MOD: the geometric mean of the two probabilities.
+        return (cls_scores * quality).sqrt()
+
     def candidates_single_image(
         self,
         anchors: List[Boxes],
@@ -867,9 +904,9 @@ class DDOD(DenseDetector):
             anchor_idx = torch.div(keep, self.num_classes, rounding_mode="floor")
             classes = keep % self.num_classes
             boxes = self._decode(deltas_l[anchor_idx].float(), anchors_l.tensor[anchor_idx])
-            if self.test_score_mode == "cls_x_quality":
-                # DDOD ranks by cls x IoU probability, with no square root (unlike d2's FCOS).
-                scores = scores * quality[level][anchor_idx].float().sigmoid()
+            scores = self.detection_scores(
+                scores, quality[level][anchor_idx] if quality is not None else None
+            )
             boxes_all.append(boxes)
             scores_all.append(scores)
             classes_all.append(classes)

@@ -1,0 +1,7 @@
+# MOD paper Table 5: APS ablation, with RFA: both selections (= MOD).
+from ...common.mod_1x import dataloader, lr_multiplier, optimizer, train
+from ...common.models.mod import model
+
+train.output_dir = "./output/paper_mod/table5_aps_selection/level_and_spatial"
+# the paper's COCO val2017 result for this row (tools/list_configs.py prints them all)
+paper = dict(method="MOD", table=5, row="level yes, spatial yes", AP=41.7)
