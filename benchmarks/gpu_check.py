@@ -82,7 +82,9 @@ PRESETS = {
         digits_eval_images=0, budget=600,
     ),  # fmt: skip
     "dry": dict(
-        channels=32, p3="16x24", batch=2, sync_size="128x192", sync_backbone="tiny",
+        # 64, not 32: with GN(32) at 32 channels a conv bias right before the norm (MOD's RFA)
+        # has an analytically zero gradient, whose rounding noise no relative tolerance passes
+        channels=64, p3="16x24", batch=2, sync_size="128x192", sync_backbone="tiny",
         bench_preset="tiny", bench_warmup=0, bench_runs=1, digits_iters=4,
         digits_eval_images=4, budget=600,
     ),  # fmt: skip
@@ -676,7 +678,7 @@ def get_args(argv=None):
     p.add_argument("--budget", type=float,
                    help="seconds for the whole check (default 600); the benchmark gets "
                    f"{BENCH_SHARE:.0%} of what is left when it starts, train_net the rest")
-    p.add_argument("--channels", type=int, help="head width (default: as configured; dry run 32)")
+    p.add_argument("--channels", type=int, help="head width (default: as configured; dry run 64)")
     p.add_argument("--p3", type=parse_size, help="P3 size of the head check (HEIGHTxWIDTH)")
     p.add_argument("--batch", type=int)
     p.add_argument("--tol", type=float, default=1e-3,

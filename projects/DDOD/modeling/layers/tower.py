@@ -148,9 +148,11 @@ class DeformConvNormAct(nn.Module):
             exporting = torch.jit.is_tracing() or torch.compiler.is_exporting()
             cpu = x.device.type == "cpu" and not exporting
             op = modulated_deform_conv2d_cpu if cpu else _tv_modulated
+            # half precisions go up to fp32; fp32 and fp64 stay as they are
+            dtype = torch.promote_types(x.dtype, torch.float32)
+            bias = None if self.conv.bias is None else self.conv.bias.to(dtype)
             x = op(
-                x.float(), offset.float(), mask.float(), self.conv.weight.float(),
-                None if self.conv.bias is None else self.conv.bias.float(),
+                x.to(dtype), offset.to(dtype), mask.to(dtype), self.conv.weight.to(dtype), bias,
                 self.conv.padding[0],
             )  # fmt: skip
         else:
