@@ -17,7 +17,7 @@ import argparse
 import math
 import os
 import time
-from typing import Dict, List, Optional, Tuple
+from typing import List, Tuple
 
 import numpy as np
 import torch

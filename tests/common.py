@@ -1,5 +1,7 @@
 """Small models and inputs shared by the model tests (CPU-sized)."""
+import contextlib
 import logging
+import uuid
 
 import torch
 
@@ -167,3 +169,25 @@ class LogCapture(logging.Handler):
     def __exit__(self, *exc):
         self.logger.removeHandler(self)
         self.logger.setLevel(self._level)
+
+
+@contextlib.contextmanager
+def digits_datasets(root, prefix, num_train, num_val):
+    """Tiny digits train/val sets written under ``root`` and registered under names no other
+    test uses; unregistered on exit. Yields {"train": name, "val": name}."""
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    from ddod.data import digits as digits_module
+    from ddod.data.digits import register_digits_dataset
+
+    tag = uuid.uuid4().hex[:8]
+    names = {"train": f"{prefix}_digits_train_{tag}", "val": f"{prefix}_digits_val_{tag}"}
+    register_digits_dataset(names["train"], split="train", num_images=num_train, root=root)
+    register_digits_dataset(names["val"], split="val", num_images=num_val, root=root)
+    try:
+        yield names
+    finally:
+        for name in names.values():
+            DatasetCatalog.remove(name)
+            MetadataCatalog.remove(name)
+            digits_module._REGISTERED.pop(name)

@@ -8,6 +8,7 @@ automatically: it fails them until it exports, or until it is listed in NOT_EXPO
 reason.
 """
 import glob
+import importlib.util
 import os
 
 import onnx
@@ -51,7 +52,20 @@ def model_families():
     return families
 
 
+# TSCODE is a plug-in of the heads (configs/common/models/tscode.py), not a model file: its
+# main hosts join as families of their own (SCE's pixel shuffle, DPE's res2 input)
+TSCODE_HOSTS = ("ddod", "gfl")
 FAMILIES = model_families()
+FAMILIES.update({f"{host}+tscode": FAMILIES[host] for host in TSCODE_HOSTS})
+
+
+def _use_tscode():
+    """``use_tscode`` of configs/common/models/tscode.py (LazyConfig.load keeps no functions)."""
+    path = os.path.join(MODELS_DIR, "tscode.py")
+    spec = importlib.util.spec_from_file_location("tscode_cfg", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.use_tscode
 
 
 def _set(node, key, value):
@@ -102,7 +116,11 @@ def build_tiny(name):
     (mean 0, variance 1) a random ResNet's features grow layer after layer until scores
     saturate at 1.0 and tie, and two NMS implementations may break the ties differently."""
     torch.manual_seed(0)
-    model = instantiate(tiny(LazyConfig.load(os.path.join(MODELS_DIR, f"{name}.py")).model))
+    host, _, plugin = name.partition("+")
+    model_cfg = tiny(LazyConfig.load(os.path.join(MODELS_DIR, f"{host}.py")).model)
+    if plugin == "tscode":
+        _use_tscode()(model_cfg)  # after tiny(): it reads the final widths
+    model = instantiate(model_cfg)
     for m in model.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.momentum = None  # cumulative average over the calibration batch

@@ -1,23 +1,19 @@
 """Test-time augmentation (modeling/test_time_augmentation.py) and ``test.aug`` with
 ``train_net.py --eval-only``."""
 import os
-import uuid
 
 import pytest
 import torch
 
 import ddod  # noqa: F401  (compat + registrations)
 from detectron2.config import instantiate
-from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import Boxes, pairwise_iou
 
-from ddod.data import digits as digits_module
-from ddod.data import register_digits_dataset
 from ddod.engine import DetectionCheckpointer
 from ddod.modeling import BoxVoting, DenseDetectorWithTTA
 from ddod.utils.tool_setup import load_config
 
-from .common import load_train_net, tiny_ddod
+from .common import digits_datasets, load_train_net, tiny_ddod
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "quickstart", "ddod_digits_cpu.py")
@@ -25,16 +21,8 @@ CONFIG = os.path.join(ROOT, "configs", "quickstart", "ddod_digits_cpu.py")
 
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
-    root = str(tmp_path_factory.mktemp("digits"))
-    tag = uuid.uuid4().hex[:8]
-    names = {"train": f"tta_digits_train_{tag}", "val": f"tta_digits_val_{tag}"}
-    register_digits_dataset(names["train"], split="train", num_images=8, root=root)
-    register_digits_dataset(names["val"], split="val", num_images=2, root=root)
-    yield names
-    for name in names.values():
-        DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
-        digits_module._REGISTERED.pop(name)
+    with digits_datasets(str(tmp_path_factory.mktemp("digits")), "tta", 8, 2) as names:
+        yield names
 
 
 def _data_overrides(names):

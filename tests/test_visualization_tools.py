@@ -5,7 +5,6 @@ import contextlib
 import json
 import logging
 import os
-import uuid
 
 import numpy as np
 import pytest
@@ -19,8 +18,6 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.engine import default_argument_parser
 from detectron2.structures import Boxes, Instances
 
-from ddod.data import digits as digits_module
-from ddod.data import register_digits_dataset
 from ddod.engine import DetectionCheckpointer
 from ddod.modeling import ATSSAssigner, MaxIoUAssigner
 from ddod.utils.assignment_view import KIND_COLORS, assignment_figure
@@ -29,7 +26,7 @@ from ddod.utils.panels import data_to_pixel, figure_to_array
 from ddod.utils.tool_setup import load_config
 from ddod.utils.visualize import prediction_figure, save_prediction_images
 
-from .common import load_tool, load_train_net
+from .common import digits_datasets, load_tool, load_train_net
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "quickstart", "ddod_digits_cpu.py")
@@ -38,16 +35,8 @@ CONFIG = os.path.join(ROOT, "configs", "quickstart", "ddod_digits_cpu.py")
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory):
     """Tiny digits train/val sets under names no other test uses."""
-    root = str(tmp_path_factory.mktemp("digits"))
-    tag = uuid.uuid4().hex[:8]
-    names = {"train": f"viz_digits_train_{tag}", "val": f"viz_digits_val_{tag}"}
-    register_digits_dataset(names["train"], split="train", num_images=6, root=root)
-    register_digits_dataset(names["val"], split="val", num_images=3, root=root)
-    yield names
-    for name in names.values():
-        DatasetCatalog.remove(name)
-        MetadataCatalog.remove(name)
-        digits_module._REGISTERED.pop(name)
+    with digits_datasets(str(tmp_path_factory.mktemp("digits")), "viz", 6, 3) as names:
+        yield names
 
 
 def data_overrides(names):

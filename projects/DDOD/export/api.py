@@ -9,7 +9,6 @@
 import json
 import os
 import warnings
-from dataclasses import dataclass
 from typing import Callable, Dict, Tuple
 
 import numpy as np

@@ -794,19 +794,26 @@ class DDOD(DenseDetector):
     # inference
     # ------------------------------------------------------------------------------------------
     def forward_inference(self, images: ImageList, features, predictions) -> List[Instances]:
-        results = []
-        for (boxes, scores, classes), image_size in zip(
-            self.candidates(features, predictions, images.image_sizes), images.image_sizes
-        ):
-            boxes, scores, classes = self.postprocess(
-                boxes, scores, classes, self.max_detections_per_image
-            )
-            result = Instances(image_size)
-            result.pred_boxes = Boxes(boxes)
-            result.scores = scores
-            result.pred_classes = classes
-            results.append(result)
-        return results
+        candidates = self.candidates(features, predictions, images.image_sizes)
+        return [
+            self.detections(*per_image, image_size)
+            for per_image, image_size in zip(candidates, images.image_sizes)
+        ]
+
+    def detections(
+        self, boxes: Tensor, scores: Tensor, classes: Tensor, image_size: Tuple[int, int]
+    ) -> Instances:
+        """One image's (R, 4) candidate boxes, (R,) scores and (R,) classes -> Instances with
+        ``pred_boxes``, ``scores``, ``pred_classes`` after post-processing (NMS), at most
+        ``max_detections_per_image``."""
+        boxes, scores, classes = self.postprocess(
+            boxes, scores, classes, self.max_detections_per_image
+        )
+        result = Instances(image_size)
+        result.pred_boxes = Boxes(boxes)
+        result.scores = scores
+        result.pred_classes = classes
+        return result
 
     def candidates(
         self, features: List[Tensor], predictions, image_sizes: List[Tuple[int, int]]
@@ -854,17 +861,10 @@ class DDOD(DenseDetector):
             Instances with ``pred_boxes``, ``scores``, ``pred_classes``, at most
             ``max_detections_per_image``, in network-input coordinates.
         """
-        boxes, scores, classes = self.candidates_single_image(
+        candidates = self.candidates_single_image(
             anchors, cls_logits, bbox_deltas, quality, image_size
         )
-        boxes, scores, classes = self.postprocess(
-            boxes, scores, classes, self.max_detections_per_image
-        )
-        result = Instances(image_size)
-        result.pred_boxes = Boxes(boxes)
-        result.scores = scores
-        result.pred_classes = classes
-        return result
+        return self.detections(*candidates, image_size)
 
     def detection_scores(self, cls_scores: Tensor, quality_logits: Optional[Tensor]) -> Tensor:
         """(P,) class probabilities of candidate pairs and (P,) quality logits of their anchors
