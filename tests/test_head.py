@@ -56,6 +56,9 @@ def test_deformable_conv_sits_only_at_the_chosen_position(position):
 def test_deform_index_outside_tower_is_rejected():
     with pytest.raises(ValueError, match="deform_index=4"):
         build_conv_tower(32, 32, 4, deform_index=4)
+    # "None" from a command-line override (Hydra spells None as null) is named as such
+    with pytest.raises(TypeError, match="reg_deform_index=null"):
+        build_conv_tower(32, 32, 4, deform_index="None")
 
 
 def test_zero_offsets_equal_plain_conv():

@@ -175,6 +175,12 @@ def build_conv_tower(
     """A stack of ``num_convs`` conv blocks; block ``deform_index`` (0-based; negative counts
     from the end) is deformable, modulated (DCNv2) with ``deform_modulated``, with a bias per
     ``deform_bias`` (see :class:`DeformConvNormAct`)."""
+    if deform_index is not None and not isinstance(deform_index, int):
+        raise TypeError(
+            f"deform_index must be an int or None, got {deform_index!r}"
+            + (" (on the command line, None is written null: "
+               "model.head.reg_deform_index=null)" if deform_index == "None" else "")
+        )  # fmt: skip
     if deform_index is not None and not -num_convs <= deform_index < num_convs:
         raise ValueError(
             f"deform_index={deform_index} is outside the tower of {num_convs} convs "
