@@ -191,3 +191,12 @@ def digits_datasets(root, prefix, num_train, num_val):
             DatasetCatalog.remove(name)
             MetadataCatalog.remove(name)
             digits_module._REGISTERED.pop(name)
+
+
+def digits_overrides(names):
+    """Command-line overrides that train and test a config on the ``digits_datasets`` names."""
+    return [
+        "train.device=cpu",
+        f"dataloader.train.dataset.names={names['train']}",
+        f"dataloader.test.dataset.names={names['val']}",
+    ]

@@ -13,7 +13,7 @@ from ddod.engine import DetectionCheckpointer
 from ddod.modeling import BoxVoting, DenseDetectorWithTTA
 from ddod.utils.tool_setup import load_config
 
-from .common import digits_datasets, load_train_net, tiny_ddod
+from .common import digits_datasets, digits_overrides, load_train_net, tiny_ddod
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "quickstart", "ddod_digits_cpu.py")
@@ -25,21 +25,13 @@ def digits(tmp_path_factory):
         yield names
 
 
-def _data_overrides(names):
-    return [
-        "train.device=cpu",
-        f"dataloader.train.dataset.names={names['train']}",
-        f"dataloader.test.dataset.names={names['val']}",
-    ]
-
-
 @pytest.fixture(scope="module")
 def quickstart_checkpoint(digits, tmp_path_factory):
     """A quickstart model trained for 6 iterations through train_net.py: model_final.pth."""
     out = str(tmp_path_factory.mktemp("run"))
     argv = ["--config-file", CONFIG, f"train.output_dir={out}", "train.max_iter=6",
             "train.checkpointer.period=100", "dataloader.train.total_batch_size=2",
-            "train.eval_period=0"] + _data_overrides(digits)  # fmt: skip
+            "train.eval_period=0"] + digits_overrides(digits)  # fmt: skip
     train_net = load_train_net()
     train_net.main(train_net.build_argument_parser().parse_args(argv))
     return os.path.join(out, "model_final.pth")
@@ -120,7 +112,7 @@ def test_eval_only_with_test_aug(digits, quickstart_checkpoint, tmp_path):
     """``train_net.py --eval-only test.aug.enabled=True`` evaluates through the TTA wrapper."""
     train_net = load_train_net()
     base = ["--config-file", CONFIG, "--eval-only", f"train.init_checkpoint={quickstart_checkpoint}",
-            f"train.output_dir={tmp_path}"] + _data_overrides(digits)  # fmt: skip
+            f"train.output_dir={tmp_path}"] + digits_overrides(digits)  # fmt: skip
     parser = train_net.build_argument_parser()
     results = train_net.main(parser.parse_args(base + [
         "test.aug.enabled=True", "test.aug.min_sizes=[224,256]", "test.aug.merge.method=voting",

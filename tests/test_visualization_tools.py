@@ -26,7 +26,7 @@ from ddod.utils.panels import data_to_pixel, figure_to_array
 from ddod.utils.tool_setup import load_config
 from ddod.utils.visualize import prediction_figure, save_prediction_images
 
-from .common import digits_datasets, load_tool, load_train_net
+from .common import digits_datasets, digits_overrides, load_tool, load_train_net
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "quickstart", "ddod_digits_cpu.py")
@@ -39,14 +39,6 @@ def digits(tmp_path_factory):
         yield names
 
 
-def data_overrides(names):
-    return [
-        "train.device=cpu",
-        f"dataloader.train.dataset.names={names['train']}",
-        f"dataloader.test.dataset.names={names['val']}",
-    ]
-
-
 @pytest.fixture(scope="module")
 def trained_run(digits, tmp_path_factory):
     """A 4-iteration quickstart run through train_net.py: metrics.json (losses, level weights,
@@ -54,7 +46,7 @@ def trained_run(digits, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("run"))
     argv = ["--config-file", CONFIG, f"train.output_dir={out}", "train.max_iter=4",
             "train.log_period=1", "train.checkpointer.period=100",
-            "dataloader.train.total_batch_size=2"] + data_overrides(digits)  # fmt: skip
+            "dataloader.train.total_batch_size=2"] + digits_overrides(digits)  # fmt: skip
     train_net = load_train_net()
     parser = getattr(train_net, "build_argument_parser", default_argument_parser)()
     train_net.main(parser.parse_args(argv))
@@ -99,7 +91,7 @@ def test_assignment_view_draws_the_assigners_positives(digits):
     positives can be recomputed from anchors and boxes alone): the recorded labels are the
     assigners', and the picture has a disc of the right colour at every positive centre and
     none at a centre that is not positive."""
-    cfg = load_config(CONFIG, data_overrides(digits))
+    cfg = load_config(CONFIG, digits_overrides(digits))
     cfg.model.cls_assigner = L(ATSSAssigner)(topk=9)
     cfg.model.reg_assigner = L(MaxIoUAssigner)(pos_iou_thresh=0.4, neg_iou_thresh=0.3)
     torch.manual_seed(0)
@@ -163,7 +155,7 @@ def test_assignment_view_draws_the_assigners_positives(digits):
 def test_visualize_assignments_tool_uses_the_checkpoints_predictions(digits, tmp_path, monkeypatch):
     """DDOD's cost-based assignment depends on the predictions: the tool assigns with the weights
     of train.init_checkpoint and writes one non-blank picture per image."""
-    cfg = load_config(CONFIG, data_overrides(digits))
+    cfg = load_config(CONFIG, digits_overrides(digits))
     inputs = _mapped_inputs(cfg, 2)
     labels = {}
     for seed in (1, 2):
@@ -188,7 +180,7 @@ def test_visualize_assignments_tool_uses_the_checkpoints_predictions(digits, tmp
     checkpoint = f"train.init_checkpoint={tmp_path / 'seed2.pth'}"
     args = tool.parse_args(
         ["--config-file", CONFIG, "--images", "2", "--output", str(tmp_path / "a"), checkpoint]
-        + data_overrides(digits)
+        + digits_overrides(digits)
     )
     paths = tool.main(args)
     assert len(paths) == 2
@@ -248,7 +240,7 @@ def test_plot_metrics_skips_rewritten_and_partial_lines(tmp_path):
 def test_browse_dataset(digits, tmp_path, split):
     tool = load_tool("browse_dataset")
     args = tool.parse_args(["--config-file", CONFIG, "--split", split, "--num-images", "2",
-                            "--output", str(tmp_path)] + data_overrides(digits))  # fmt: skip
+                            "--output", str(tmp_path)] + digits_overrides(digits))  # fmt: skip
     paths = tool.main(args)
     assert len(paths) == 2
     for path in paths:
@@ -294,7 +286,7 @@ def test_visualize_predictions_tool_on_trained_weights(digits, trained_run, tmp_
     tool = load_tool("visualize_predictions")
     checkpoint = os.path.join(trained_run, "model_final.pth")
     base = ["--config-file", CONFIG, "--num-images", "2", "--output", str(tmp_path)]
-    overrides = [f"train.init_checkpoint={checkpoint}"] + data_overrides(digits)
+    overrides = [f"train.init_checkpoint={checkpoint}"] + digits_overrides(digits)
     paths = tool.main(tool.parse_args(base + overrides))
     assert len(paths) == 2
     for path in paths:

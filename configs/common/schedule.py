@@ -15,6 +15,17 @@ from fvcore.common.param_scheduler import (
 from detectron2.config import LazyCall as L
 from detectron2.solver import WarmupParamScheduler
 
+def with_warmup(schedule, max_iter, warmup_iters, warmup_factor):
+    """``schedule`` behind a linear warm-up of ``warmup_iters`` (capped at ``max_iter``); the
+    schedule itself when ``warmup_iters <= 0``."""
+    if warmup_iters <= 0:
+        return schedule
+    return L(WarmupParamScheduler)(
+        scheduler=schedule,
+        warmup_length=min(warmup_iters / max_iter, 1.0),
+        warmup_factor=warmup_factor,
+    )
+
 
 def multistep_schedule(
     max_iter,
@@ -46,13 +57,7 @@ def multistep_schedule(
         milestones=milestones,
         num_updates=max_iter,
     )
-    if warmup_iters <= 0:
-        return schedule
-    return L(WarmupParamScheduler)(
-        scheduler=schedule,
-        warmup_length=min(warmup_iters / max_iter, 1.0),
-        warmup_factor=warmup_factor,
-    )
+    return with_warmup(schedule, max_iter, warmup_iters, warmup_factor)
 
 
 def cosine_restarts_schedule(
@@ -84,16 +89,11 @@ def cosine_restarts_schedule(
         lengths=[1.0 / cycles] * cycles,
         interval_scaling=["rescaled"] * cycles,
     )
-    if warmup_iters <= 0:
-        return schedule
-    return L(WarmupParamScheduler)(
-        scheduler=schedule,
-        warmup_length=min(warmup_iters / max_iter, 1.0),
-        warmup_factor=warmup_factor,
-    )
+    return with_warmup(schedule, max_iter, warmup_iters, warmup_factor)
 
 
 # 1x = 90k iterations at batch 16 (~12 COCO epochs): x0.1 at 60k and 80k, 1k warm-up from 0.001.
 lr_multiplier_1x = multistep_schedule(90000)
 # 2x = 180k iterations: x0.1 at 120k and 160k.
 lr_multiplier_2x = multistep_schedule(180000)
+
