@@ -15,6 +15,7 @@ from fvcore.common.param_scheduler import (
 from detectron2.config import LazyCall as L
 from detectron2.solver import WarmupParamScheduler
 
+
 def with_warmup(schedule, max_iter, warmup_iters, warmup_factor):
     """``schedule`` behind a linear warm-up of ``warmup_iters`` (capped at ``max_iter``); the
     schedule itself when ``warmup_iters <= 0``."""
